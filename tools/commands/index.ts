@@ -1,0 +1,2 @@
+/** Loads every command module; each registers its commands with the CLI. */
+export {}
