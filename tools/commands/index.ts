@@ -1,2 +1,3 @@
 /** Loads every command module; each registers its commands with the CLI. */
 export {}
+import "./build"
