@@ -1,3 +1,4 @@
 /** Loads every command module; each registers its commands with the CLI. */
 export {}
 import "./build"
+import "./keys-image"
