@@ -191,6 +191,32 @@ async function checkSignatures(
         throw new ImageError("signature-policy", "a signature the policy requires is missing")
 }
 
+/**
+ * The trust checks of a signed trailer, shared with update offers (ota/offer.ts): the key
+ * digest against the OTP slots, the public keys against the key digest, then the signatures
+ * over `message` under `policy`. Returns the OTP key slot that matched; ImageError naming
+ * the failed check ("key-revoked", "key-unknown", "public-key", "signature", ...).
+ */
+export async function verifyTrailerTrust(
+    crypto: Crypto,
+    trailer: ImageTrailer,
+    message: Buffer,
+    anchors: OtpKeySlot[],
+    policy: SignaturePolicy
+): Promise<number> {
+    const keySlot = findKeySlot(anchors, trailer.keyDigest)
+    let identity: Buffer
+    try {
+        identity = anchorDigest(crypto, trailer.publicKeys)
+    } catch {
+        throw new ImageError("public-key", "public keys do not form an identity")
+    }
+    if (!equalBytes(identity, trailer.keyDigest))
+        throw new ImageError("public-key", "public keys do not match the key digest")
+    await checkSignatures(crypto, policy, trailer, message)
+    return keySlot
+}
+
 /** Hashes header || payload, reading the payload in CHUNK_SIZE pieces. */
 async function hashImage(
     crypto: Crypto,
