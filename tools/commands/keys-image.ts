@@ -33,6 +33,8 @@ import { SimCrypto } from "../../sim/crypto"
 import {
     generateReleaseKey,
     KeyChoice,
+    PRIVATE_FORMAT,
+    PUBLIC_FORMAT,
     readPrivateKeyFile,
     readPublicKeyFile,
     writeReleaseKeyFiles,
@@ -79,6 +81,18 @@ function describeEntry(type: number, value: Buffer): Record<string, unknown> {
     return entry
 }
 
+/** An image may overwrite an earlier image, never a key file (which may be the only copy). */
+function refuseKeyFile(path: string): void {
+    let head: string
+    try {
+        head = readFileSync(path).subarray(0, 4096).toString("utf8")
+    } catch {
+        return
+    }
+    if (head.includes(PRIVATE_FORMAT) || head.includes(PUBLIC_FORMAT))
+        throw new UsageError(`${path} is a key file; refusing to overwrite it with an image`)
+}
+
 async function keysNew(argv: string[]): Promise<number> {
     const args = parseArgs(argv, ["out", "alg"], ["json"])
     const dir = resolve(requireFlag(args, "out"))
@@ -113,6 +127,7 @@ async function imageSign(argv: string[]): Promise<number> {
         if (err instanceof ImageError) throw new UsageError(`cannot sign: ${err.message}`)
         throw err
     }
+    refuseKeyFile(outPath)
     writeFileSync(outPath, image)
     const layout = await readImageLayout(bufferSource(image), true)
     const digest = layout.trailer.digest.toString("hex")
