@@ -17,6 +17,7 @@ import {
     ImageError,
     ImageHeader,
     ImageTrailer,
+    joinBytes,
     SignatureEntry,
     signedMessage,
     TRAILER_HEAD_SIZE,
@@ -99,13 +100,20 @@ export async function readImageLayout(src: ImageSource, exact: boolean): Promise
     const trailerOffset = HEADER_SIZE + header.payloadSize
     if (trailerOffset + TRAILER_HEAD_SIZE > src.size)
         throw new ImageError("payload-size", "payload runs past the source end")
-    const length = decodeTrailerHead(await readExact(src, trailerOffset, TRAILER_HEAD_SIZE))
+    const trailerHead = await readExact(src, trailerOffset, TRAILER_HEAD_SIZE)
+    const length = decodeTrailerHead(trailerHead)
     if (trailerOffset + length > src.size)
         throw new ImageError("trailer-length", "trailer runs past the source end")
     if (exact && trailerOffset + length !== src.size)
         throw new ImageError("trailing-bytes", "bytes after the trailer")
 
-    const trailer = decodeTrailer(await readExact(src, trailerOffset, length))
+    // Every byte is read once: the entries are read after the head, never the head again.
+    const entries = await readExact(
+        src,
+        trailerOffset + TRAILER_HEAD_SIZE,
+        length - TRAILER_HEAD_SIZE
+    )
+    const trailer = decodeTrailer(joinBytes([trailerHead, entries]))
     return {
         header: header,
         headerBytes: headerBytes,
@@ -131,6 +139,23 @@ function findKeySlot(anchors: OtpKeySlot[], keyDigest: Buffer): number {
     if (revoked) throw new ImageError("key-revoked", "signing key is revoked")
     if (found < 0) throw new ImageError("key-unknown", "signing key is not a trust anchor")
     return found
+}
+
+/**
+ * The key digest must be an unrevoked OTP anchor and the trailer's public keys must hash to
+ * it (boot/anchor.ts). Returns the matching key slot. Cheap: runs before any hashing.
+ */
+function checkSigner(crypto: Crypto, trailer: ImageTrailer, anchors: OtpKeySlot[]): number {
+    const keySlot = findKeySlot(anchors, trailer.keyDigest)
+    let identity: Buffer
+    try {
+        identity = anchorDigest(crypto, trailer.publicKeys)
+    } catch {
+        throw new ImageError("public-key", "public keys do not form an identity")
+    }
+    if (!equalBytes(identity, trailer.keyDigest))
+        throw new ImageError("public-key", "public keys do not match the key digest")
+    return keySlot
 }
 
 function hasKey(keys: PublicKeyEntry[], algorithm: SignatureAlgorithm): boolean {
@@ -204,15 +229,7 @@ export async function verifyTrailerTrust(
     anchors: OtpKeySlot[],
     policy: SignaturePolicy
 ): Promise<number> {
-    const keySlot = findKeySlot(anchors, trailer.keyDigest)
-    let identity: Buffer
-    try {
-        identity = anchorDigest(crypto, trailer.publicKeys)
-    } catch {
-        throw new ImageError("public-key", "public keys do not form an identity")
-    }
-    if (!equalBytes(identity, trailer.keyDigest))
-        throw new ImageError("public-key", "public keys do not match the key digest")
+    const keySlot = checkSigner(crypto, trailer, anchors)
     await checkSignatures(crypto, policy, trailer, message)
     return keySlot
 }
@@ -259,15 +276,7 @@ export async function verifyImage(
     if (header.securityCounter < policy.minSecurityCounter)
         throw new ImageError("security-counter", "security counter below the device's")
 
-    const keySlot = findKeySlot(policy.anchors, trailer.keyDigest)
-    let identity: Buffer
-    try {
-        identity = anchorDigest(crypto, trailer.publicKeys)
-    } catch {
-        throw new ImageError("public-key", "public keys do not form an identity")
-    }
-    if (!equalBytes(identity, trailer.keyDigest))
-        throw new ImageError("public-key", "public keys do not match the key digest")
+    const keySlot = checkSigner(crypto, trailer, policy.anchors)
 
     const keep = policy.keepPayload ? Buffer.alloc(layout.header.payloadSize) : null
     const digest = await hashImage(crypto, src, layout, keep)
