@@ -2,3 +2,4 @@
 export {}
 import "./build"
 import "./keys-image"
+import "./sim-board"
