@@ -1,0 +1,189 @@
+/**
+ * What the update agent and the publisher exchange besides the offer (docs/update-format.md;
+ * GP-TM-18, GP-TM-54): chunk requests (device to publisher), chunks (publisher to device)
+ * and status reports. Binary messages are fixed-layout and checked field by field before
+ * use; the status is a small JSON object the operator's tools read.
+ */
+
+import { isUint, readU32, writeU32 } from "../boot/bytes"
+
+export const REQUEST_MAGIC = "BWRQ"
+export const CHUNK_MAGIC = "BWCK"
+export const REQUEST_SIZE = 16
+export const CHUNK_HEAD_SIZE = 16
+/** Largest chunk a request may ask for (the profile's chunkSize is at most this). */
+export const MAX_CHUNK = 65536
+
+/** Topic suffixes under bulwark/<deviceId>/. */
+export const TOPIC_OFFER = "ota/offer"
+export const TOPIC_REQUEST = "ota/request"
+export const TOPIC_CHUNK = "ota/chunk"
+export const TOPIC_STATUS = "ota/status"
+
+export class WireError extends Error {
+    readonly check: string
+    constructor(check: string, message: string) {
+        super(message)
+        this.name = "WireError"
+        this.check = check
+    }
+}
+
+export interface ChunkRequest {
+    sequence: number
+    offset: number
+    length: number
+}
+
+export interface Chunk {
+    sequence: number
+    offset: number
+    data: Buffer
+}
+
+function hasMagic(bytes: Buffer, magic: string): boolean {
+    const m = Buffer.from(magic)
+    for (let i = 0; i < 4; i++) if (bytes[i] !== m[i]) return false
+    return true
+}
+
+function head(magic: string, sequence: number, offset: number, length: number): Buffer {
+    const out = Buffer.alloc(16)
+    const m = Buffer.from(magic)
+    for (let i = 0; i < 4; i++) out[i] = m[i]
+    writeU32(out, 4, sequence)
+    writeU32(out, 8, offset)
+    writeU32(out, 12, length)
+    return out
+}
+
+export function encodeRequest(request: ChunkRequest): Buffer {
+    return head(REQUEST_MAGIC, request.sequence, request.offset, request.length)
+}
+
+/** WireError "request" unless exactly 16 bytes with the magic and a length of 1..MAX_CHUNK. */
+export function decodeRequest(bytes: Buffer): ChunkRequest {
+    if (bytes.length !== REQUEST_SIZE || !hasMagic(bytes, REQUEST_MAGIC))
+        throw new WireError("request", "not a chunk request")
+    const length = readU32(bytes, 12)
+    if (length < 1 || length > MAX_CHUNK) throw new WireError("request", "length out of range")
+    return { sequence: readU32(bytes, 4), offset: readU32(bytes, 8), length: length }
+}
+
+export function encodeChunk(chunk: Chunk): Buffer {
+    return Buffer.concat([
+        head(CHUNK_MAGIC, chunk.sequence, chunk.offset, chunk.data.length),
+        chunk.data,
+    ])
+}
+
+/** WireError "chunk" unless the head has the magic and its length matches what follows. */
+export function decodeChunk(bytes: Buffer): Chunk {
+    if (bytes.length < CHUNK_HEAD_SIZE || !hasMagic(bytes, CHUNK_MAGIC))
+        throw new WireError("chunk", "not a chunk")
+    const length = readU32(bytes, 12)
+    if (length > MAX_CHUNK || bytes.length !== CHUNK_HEAD_SIZE + length)
+        throw new WireError("chunk", "length does not match")
+    return {
+        sequence: readU32(bytes, 4),
+        offset: readU32(bytes, 8),
+        data: bytes.slice(CHUNK_HEAD_SIZE, CHUNK_HEAD_SIZE + length),
+    }
+}
+
+/** States a device reports on bulwark/<id>/ota/status. */
+export type StatusState =
+    | "idle"
+    | "accepted"
+    | "downloading"
+    | "stalled"
+    | "verifying"
+    | "deferred"
+    | "installing"
+    | "trial"
+    | "confirmed"
+    | "refused"
+    | "reverted"
+
+/** A report as the agent makes it; the running version is added when it is sent. */
+export interface StatusReport {
+    state: StatusState
+    /** Offer sequence the report concerns, when any. */
+    seq?: number
+    /** Offered version, when any. */
+    version?: string
+    /** The failed check of a refusal, the reason of a deferral or revert. */
+    check?: string
+    offset?: number
+    size?: number
+}
+
+export interface AgentStatus extends StatusReport {
+    /** Version that runs now. */
+    running: string
+}
+
+export function encodeStatus(status: StatusReport, running: string): Buffer {
+    const out: { [key: string]: any } = { v: 1, state: status.state, running: running }
+    if (status.seq !== undefined) out["seq"] = status.seq
+    if (status.version !== undefined) out["version"] = status.version
+    if (status.check !== undefined) out["check"] = status.check
+    if (status.offset !== undefined) out["offset"] = status.offset
+    if (status.size !== undefined) out["size"] = status.size
+    return Buffer.from(JSON.stringify(out))
+}
+
+const STATES: string[] = [
+    "idle",
+    "accepted",
+    "downloading",
+    "stalled",
+    "verifying",
+    "deferred",
+    "installing",
+    "trial",
+    "confirmed",
+    "refused",
+    "reverted",
+]
+
+function shortText(value: unknown): boolean {
+    return typeof value === "string" && value.length >= 1 && value.length <= 64
+}
+
+/** Decodes a status report (host side reads what devices send); WireError "status". */
+export function decodeStatus(bytes: Buffer): AgentStatus {
+    if (bytes.length > 1024) throw new WireError("status", "too long")
+    let raw: any
+    try {
+        raw = JSON.parse(bytes.toString())
+    } catch {
+        throw new WireError("status", "not JSON")
+    }
+    if (raw === null || typeof raw !== "object" || raw["v"] !== 1)
+        throw new WireError("status", "not a version 1 status")
+    if (STATES.indexOf(raw["state"]) < 0 || !shortText(raw["running"]))
+        throw new WireError("status", "state")
+    const status: AgentStatus = { state: raw["state"], running: raw["running"] }
+    if (raw["seq"] !== undefined) {
+        if (!isUint(raw["seq"], 0xffffffff)) throw new WireError("status", "seq")
+        status.seq = raw["seq"]
+    }
+    if (raw["version"] !== undefined) {
+        if (!shortText(raw["version"])) throw new WireError("status", "version")
+        status.version = raw["version"]
+    }
+    if (raw["check"] !== undefined) {
+        if (!shortText(raw["check"])) throw new WireError("status", "check")
+        status.check = raw["check"]
+    }
+    if (raw["offset"] !== undefined) {
+        if (!isUint(raw["offset"], 0xffffffff)) throw new WireError("status", "offset")
+        status.offset = raw["offset"]
+    }
+    if (raw["size"] !== undefined) {
+        if (!isUint(raw["size"], 0xffffffff)) throw new WireError("status", "size")
+        status.size = raw["size"]
+    }
+    return status
+}
