@@ -41,16 +41,28 @@ function isBytes(value: unknown): value is Buffer {
     return value instanceof Uint8Array
 }
 
+/**
+ * Parsed public keys by their exact DER bytes: parsing and validating a P-256 point costs
+ * about as much as the verification itself, and a device checks the same few release keys
+ * again and again. Bounded; a key that fails to parse is never cached.
+ */
+const keyCache = new Map<string, KeyObject>()
+const KEY_CACHE_LIMIT = 64
+
 function spkiKey(prefix: Buffer, raw: Buffer): KeyObject | null {
+    const der = Buffer.concat([prefix, raw])
+    const id = der.toString("hex")
+    const cached = keyCache.get(id)
+    if (cached !== undefined) return cached
+    let key: KeyObject
     try {
-        return createPublicKey({
-            key: Buffer.concat([prefix, raw]),
-            format: "der",
-            type: "spki",
-        })
+        key = createPublicKey({ key: der, format: "der", type: "spki" })
     } catch {
         return null
     }
+    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear()
+    keyCache.set(id, key)
+    return key
 }
 
 /**

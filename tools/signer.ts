@@ -79,11 +79,13 @@ export async function buildSignedImage(options: SignImageOptions): Promise<Buffe
     return Buffer.concat([header, options.payload, encodeTrailer(entries)])
 }
 
-/** An ImageSource over bytes in memory (a file read whole, a test image). */
+/**
+ * An ImageSource over bytes in memory (a file read whole, a test image). Reads are views,
+ * not copies: verifyImage hashes each chunk as it arrives and copies the payload it keeps.
+ */
 export function bufferSource(bytes: Buffer): ImageSource {
     return {
         size: bytes.length,
-        read: async (offset: number, length: number) =>
-            Buffer.from(bytes.subarray(offset, offset + length)),
+        read: async (offset: number, length: number) => bytes.subarray(offset, offset + length),
     }
 }
