@@ -2,7 +2,7 @@
  * Secure element contract (DESIGN.md sections 3 and 5): key slots whose private halves
  * never leave the element. P-256 generate, sign a digest, verify, ECDH, symmetric secrets
  * for MACs that can only be evolved forward, monotonic counters, random bytes, zeroize.
- * Serves GP-TM-02 and GP-TM-10. No call of this contract returns a private key.
+ * Serves GP-TM-02 and GP-TM-35. No call of this contract returns a private key.
  */
 
 export const SE_KEY_SLOT_COUNT = 8

@@ -3,3 +3,4 @@ export {}
 import "./build"
 import "./keys-image"
 import "./sim-board"
+import "./sim-boot"
