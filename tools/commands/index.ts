@@ -3,4 +3,6 @@ export {}
 import "./build"
 import "./keys-image"
 import "./sim-board"
+import "./ca-provision"
+import "./broker"
 import "./sim-boot"

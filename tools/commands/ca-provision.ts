@@ -1,0 +1,166 @@
+/**
+ * `bulwark ca new|issue-broker|issue-operator|revoke` and `bulwark provision [renew]`
+ * (docs/provisioning.md; GP-TM-09, GP-TM-21, GP-TM-35, GP-TM-37, GP-TM-49). Exit 0 on
+ * success, 1 when a security check refuses (an existing key, a device already provisioned or
+ * registered), 2 for bad usage. The setup code appears once, in the provision result.
+ */
+
+import { resolve } from "node:path"
+import { flag, flagList, hasFlag, intFlag, parseArgs, requireFlag, UsageError } from "../args"
+import {
+    createCa,
+    DEFAULT_DAYS,
+    fingerprint,
+    issueBrokerCertificate,
+    issueOperatorCertificate,
+    loadCa,
+    OPERATOR_PREFIX,
+} from "../ca"
+import { registerCommands } from "../cli"
+import { provision, renew, revoke, updateRegistry } from "../provision"
+
+function out(json: boolean, value: Record<string, unknown>, text: string): void {
+    if (json) process.stdout.write(JSON.stringify(value) + "\n")
+    else process.stdout.write(text + "\n")
+}
+
+function noPositional(positional: string[]): void {
+    if (positional.length > 0) throw new UsageError(`unexpected argument ${positional[0]}`)
+}
+
+function days(args: ReturnType<typeof parseArgs>, fallback: number): { days: number } {
+    return { days: intFlag(args, "days", fallback) }
+}
+
+async function caNew(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["out", "name", "days"], ["json"])
+    noPositional(args.positional)
+    const dir = resolve(requireFlag(args, "out"))
+    const name = flag(args, "name") ?? "Bulwark fleet CA"
+    const issued = await createCa(dir, name, days(args, DEFAULT_DAYS.ca))
+    const fp = fingerprint(issued.certPem)
+    out(
+        hasFlag(args, "json"),
+        { ok: true, dir, serial: issued.serial, notAfter: issued.notAfter, sha256: fp },
+        `fleet CA created in ${dir} (key ca.key.pem, mode 0600; keep it offline)\nSHA-256 ${fp}`
+    )
+    return 0
+}
+
+async function caIssueBroker(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["ca", "host", "out", "days"], ["json"])
+    noPositional(args.positional)
+    const ca = await loadCa(resolve(requireFlag(args, "ca")))
+    const hosts = flagList(args, "host")
+    const dir = resolve(requireFlag(args, "out"))
+    const issued = await issueBrokerCertificate(ca, hosts, dir, days(args, DEFAULT_DAYS.broker))
+    out(
+        hasFlag(args, "json"),
+        { ok: true, dir, hosts, serial: issued.serial, notAfter: issued.notAfter },
+        `broker certificate for ${hosts.join(", ")} in ${dir} (valid until ${issued.notAfter})`
+    )
+    return 0
+}
+
+async function caIssueOperator(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["ca", "name", "out", "days"], ["json"])
+    noPositional(args.positional)
+    const caDir = resolve(requireFlag(args, "ca"))
+    const ca = await loadCa(caDir)
+    const name = requireFlag(args, "name")
+    const dir = resolve(requireFlag(args, "out"))
+    const issued = await updateRegistry(caDir, async (registry) => {
+        if (registry.operators.some((o) => o.name === name))
+            throw new UsageError(`operator ${name} is already registered`)
+        const validity = days(args, DEFAULT_DAYS.operator)
+        const cert = await issueOperatorCertificate(ca, name, dir, validity)
+        registry.operators.push({ name, certSerial: cert.serial, notAfter: cert.notAfter })
+        return cert
+    })
+    const subject = OPERATOR_PREFIX + name
+    out(
+        hasFlag(args, "json"),
+        { ok: true, dir, subject, serial: issued.serial, notAfter: issued.notAfter },
+        `operator certificate ${subject} in ${dir} (valid until ${issued.notAfter})`
+    )
+    return 0
+}
+
+async function caRevoke(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["ca", "id"], ["json"])
+    noPositional(args.positional)
+    const result = await revoke(resolve(requireFlag(args, "ca")), requireFlag(args, "id"))
+    const text = `device ${result.deviceId} revoked (${result.serials.length} certificates)`
+    out(hasFlag(args, "json"), result, text)
+    return 0
+}
+
+async function provisionCommand(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["dir", "ca", "id", "days"], ["json"])
+    noPositional(args.positional)
+    const result = await provision({
+        devDir: resolve(requireFlag(args, "dir")),
+        caDir: resolve(requireFlag(args, "ca")),
+        id: flag(args, "id"),
+        validity: days(args, DEFAULT_DAYS.device),
+    })
+    out(
+        hasFlag(args, "json"),
+        { ...result },
+        `device ${result.deviceId} provisioned; certificate valid until ${result.notAfter}\n` +
+            `setup code (shown once, put it on the label): ${result.setupCode}`
+    )
+    return 0
+}
+
+async function renewCommand(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["dir", "ca", "days"], ["json"])
+    noPositional(args.positional)
+    const result = await renew(
+        resolve(requireFlag(args, "dir")),
+        resolve(requireFlag(args, "ca")),
+        days(args, DEFAULT_DAYS.device)
+    )
+    const text = `device ${result.deviceId}: new certificate valid until ${result.notAfter}`
+    out(hasFlag(args, "json"), { ...result }, text)
+    return 0
+}
+
+registerCommands([
+    {
+        words: ["ca", "new"],
+        usage: "ca new --out DIR [--name NAME] [--days N] [--json]",
+        summary: "create the fleet CA (P-256); its key is written once, mode 0600",
+        run: caNew,
+    },
+    {
+        words: ["ca", "issue-broker"],
+        usage: "ca issue-broker --ca DIR --host NAME [--host ...] --out DIR [--days N] [--json]",
+        summary: "issue a broker (server) certificate for the given host names",
+        run: caIssueBroker,
+    },
+    {
+        words: ["ca", "issue-operator"],
+        usage: "ca issue-operator --ca DIR --name NAME --out DIR [--days N] [--json]",
+        summary: "issue an operator (client) certificate that may address every device",
+        run: caIssueOperator,
+    },
+    {
+        words: ["ca", "revoke"],
+        usage: "ca revoke --ca DIR --id DEVICE [--json]",
+        summary: "revoke a device: the embedded broker refuses all of its certificates",
+        run: caRevoke,
+    },
+    {
+        words: ["provision"],
+        usage: "provision --dir DEV --ca DIR [--id ID] [--days N] [--json]",
+        summary: "create the device key in its secure element, certify it, print the setup code",
+        run: provisionCommand,
+    },
+    {
+        words: ["provision", "renew"],
+        usage: "provision renew --dir DEV --ca DIR [--days N] [--json]",
+        summary: "issue a fresh certificate for the device's existing key",
+        run: renewCommand,
+    },
+])

@@ -1,0 +1,310 @@
+/**
+ * Provisioning (DESIGN.md section 5; GP-TM-09, GP-TM-21, GP-TM-35, GP-TM-49): the device makes
+ * its key pair inside its secure element, the fleet CA certifies the public half, the
+ * certificate goes onto the device's identity partition, and the fleet registry records the
+ * device. Each device gets its own key and a random one-time setup code, shown once.
+ */
+
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { isSafeName } from "../boot/profile"
+import { SecureElementError } from "../hal/errors"
+import { SE_SLOT_IDENTITY } from "../hal/secure-element"
+import {
+    DeviceIdentity,
+    PARTITION_IDENTITY,
+    SETUP_CODE_ITERATIONS,
+    SETUP_CODE_SALT_LENGTH,
+    deviceIdFromPublicKey,
+    formatSetupCode,
+    hashSetupCode,
+    readIdentity,
+    writeIdentity,
+} from "../src/identity"
+import { SimBoard, SimBoardError } from "../sim/board"
+import { RefusedError, UsageError } from "./args"
+import { FleetCa, OPERATOR_PREFIX, Validity, issueDeviceCertificate, loadCa } from "./ca"
+
+export const REGISTRY_FILE = "registry.json"
+const REGISTRY_FORMAT = "bulwark-fleet-registry"
+
+export interface RegistryDevice {
+    id: string
+    /** SHA-256 of the 65-byte public key, hex. */
+    publicKeySha256: string
+    certSerial: string
+    notAfter: string
+    provisionedAt: string
+    /** Serials of certificates this device held before a renewal. */
+    previousSerials: string[]
+    revoked: boolean
+}
+
+export interface RegistryOperator {
+    name: string
+    certSerial: string
+    notAfter: string
+}
+
+export interface Registry {
+    format: string
+    version: 1
+    devices: RegistryDevice[]
+    operators: RegistryOperator[]
+    /** Serials the brokers refuse (sim/broker.ts reads this list at each connection). */
+    revokedSerials: string[]
+}
+
+export interface ProvisionResult {
+    ok: true
+    deviceId: string
+    certSerial: string
+    notAfter: string
+    publicKeySha256: string
+    /** Shown once; only a salted slow hash of it stays on the device. */
+    setupCode: string
+}
+
+export interface ProvisionOptions {
+    devDir: string
+    caDir: string
+    id?: string
+    validity?: Validity
+    /** PBKDF2 rounds of the setup-code hash (tests lower it; never below 1000). */
+    iterations?: number
+}
+
+function emptyRegistry(): Registry {
+    return { format: REGISTRY_FORMAT, version: 1, devices: [], operators: [], revokedSerials: [] }
+}
+
+/** Reads CA DIR/registry.json; a missing file is an empty registry, a bad one a UsageError. */
+export function readRegistry(caDir: string): Registry {
+    let text: string
+    try {
+        text = readFileSync(join(caDir, REGISTRY_FILE), "utf8")
+    } catch {
+        return emptyRegistry()
+    }
+    let r: Registry
+    try {
+        r = JSON.parse(text)
+    } catch {
+        throw new UsageError(`${join(caDir, REGISTRY_FILE)}: not JSON`)
+    }
+    if (r.format !== REGISTRY_FORMAT || r.version !== 1 || !Array.isArray(r.devices) ||
+        !Array.isArray(r.operators) || !Array.isArray(r.revokedSerials))
+        throw new UsageError(`${join(caDir, REGISTRY_FILE)}: not a fleet registry`)
+    return r
+}
+
+function writeRegistry(caDir: string, registry: Registry): void {
+    const path = join(caDir, REGISTRY_FILE)
+    writeFileSync(path + ".tmp", JSON.stringify(registry, null, 2) + "\n", { mode: 0o644 })
+    renameSync(path + ".tmp", path)
+}
+
+/**
+ * Runs `change` on the registry under an exclusive lock file, so two provisioning runs on
+ * one CA cannot lose each other's entries; writes the result atomically.
+ */
+export async function updateRegistry<T>(
+    caDir: string,
+    change: (r: Registry) => Promise<T>
+): Promise<T> {
+    const lock = join(caDir, REGISTRY_FILE + ".lock")
+    let fd: number
+    try {
+        fd = openSync(lock, "wx")
+    } catch {
+        throw new RefusedError(
+            `${lock} exists: another run holds the registry (remove it if stale)`
+        )
+    }
+    try {
+        const registry = readRegistry(caDir)
+        const result = await change(registry)
+        writeRegistry(caDir, registry)
+        return result
+    } finally {
+        closeSync(fd)
+        rmSync(lock, { force: true })
+    }
+}
+
+async function openBoard(devDir: string): Promise<SimBoard> {
+    try {
+        return await SimBoard.open(devDir)
+    } catch (err) {
+        if (err instanceof SimBoardError) throw new UsageError(`${devDir}: ${err.message}`)
+        throw err
+    }
+}
+
+async function hasIdentityKey(board: SimBoard): Promise<boolean> {
+    try {
+        await board.secureElement.publicKey(SE_SLOT_IDENTITY)
+        return true
+    } catch (err) {
+        if (err instanceof SecureElementError && err.code === "empty") return false
+        throw err
+    }
+}
+
+function identityPartition(board: SimBoard) {
+    try {
+        return board.flash.partition(PARTITION_IDENTITY)
+    } catch {
+        throw new UsageError(`the device profile has no "${PARTITION_IDENTITY}" partition`)
+    }
+}
+
+function checkIterations(value: number | undefined): number {
+    const n = value ?? SETUP_CODE_ITERATIONS
+    if (!Number.isInteger(n) || n < 1000) throw new UsageError("iterations must be at least 1000")
+    return n
+}
+
+/**
+ * Provisions the sim device in `devDir` with the fleet CA of `caDir`. Verify first: a device
+ * that already has an identity key, an id already in the registry, or a board without a
+ * cryptographic RNG is refused before anything is written.
+ */
+export async function provision(options: ProvisionOptions): Promise<ProvisionResult> {
+    const iterations = checkIterations(options.iterations)
+    const id = options.id
+    if (id !== undefined && (!isSafeName(id) || id.startsWith(OPERATOR_PREFIX)))
+        throw new UsageError("--id must be 1-64 of a-z, 0-9, '-' and '.'")
+    const ca = await loadCa(options.caDir)
+    const board = await openBoard(options.devDir)
+    try {
+        return await updateRegistry(options.caDir, (registry) =>
+            provisionBoard(board, ca, registry, options.id, options.validity, iterations)
+        )
+    } finally {
+        board.close()
+    }
+}
+
+async function provisionBoard(
+    board: SimBoard,
+    ca: FleetCa,
+    registry: Registry,
+    wantedId: string | undefined,
+    validity: Validity | undefined,
+    iterations: number
+): Promise<ProvisionResult> {
+    const partition = identityPartition(board)
+    if (await hasIdentityKey(board))
+        throw new RefusedError(
+            "device already provisioned: its secure element holds an identity key"
+        )
+    if (!board.rng.cryptographic) throw new RefusedError("the board's RNG is not cryptographic")
+    if (wantedId !== undefined && registry.devices.some((d) => d.id === wantedId))
+        throw new RefusedError(`device id ${wantedId} is already in the fleet registry`)
+
+    const se = board.secureElement
+    const publicKey = await se.generateKey(SE_SLOT_IDENTITY)
+    const deviceId = wantedId ?? deviceIdFromPublicKey(board.crypto, publicKey)
+    const keyDigest = board.crypto.sha256([publicKey]).toString("hex")
+    if (registry.devices.some((d) => d.id === deviceId || d.publicKeySha256 === keyDigest)) {
+        await se.clearSlot(SE_SLOT_IDENTITY)
+        throw new RefusedError(`device id ${deviceId} or its key is already in the fleet registry`)
+    }
+
+    const cert = await issueDeviceCertificate(ca, deviceId, publicKey, validity)
+    const setupCode = formatSetupCode(await se.random(10))
+    const salt = await se.random(SETUP_CODE_SALT_LENGTH)
+    const identity: DeviceIdentity = {
+        deviceId,
+        certificatePem: cert.certPem,
+        caPem: ca.certPem,
+        setupCode: await hashSetupCode(board.crypto, board.clock, setupCode, salt, iterations),
+    }
+    // The registry learns of the certificate before the device holds it: a run cut short
+    // leaves a registered (revocable) certificate, never a valid one nobody knows of.
+    registry.devices.push({
+        id: deviceId,
+        publicKeySha256: keyDigest,
+        certSerial: cert.serial,
+        notAfter: cert.notAfter,
+        provisionedAt: new Date().toISOString(),
+        previousSerials: [],
+        revoked: false,
+    })
+    writeRegistry(ca.dir, registry)
+    await writeIdentity(board.crypto, se, partition, identity)
+    return {
+        ok: true,
+        deviceId,
+        certSerial: cert.serial,
+        notAfter: cert.notAfter,
+        publicKeySha256: keyDigest,
+        setupCode,
+    }
+}
+
+export interface RenewResult {
+    ok: true
+    deviceId: string
+    certSerial: string
+    notAfter: string
+}
+
+/**
+ * Issues a fresh certificate for the same SE key (renewal before the short validity runs
+ * out) and stores it on the device. Refused unless the device's key is the registered one.
+ */
+export async function renew(
+    devDir: string,
+    caDir: string,
+    validity?: Validity
+): Promise<RenewResult> {
+    const ca = await loadCa(caDir)
+    const board = await openBoard(devDir)
+    try {
+        return await updateRegistry(caDir, async (registry) => {
+            const partition = identityPartition(board)
+            const se = board.secureElement
+            const current = await readIdentity(board.crypto, se, partition)
+            if (current === null) throw new RefusedError("device is not provisioned")
+            const publicKey = await se.publicKey(SE_SLOT_IDENTITY)
+            const keyDigest = board.crypto.sha256([publicKey]).toString("hex")
+            const entry = registry.devices.find((d) => d.id === current.deviceId)
+            if (!entry || entry.publicKeySha256 !== keyDigest)
+                throw new RefusedError(`device ${current.deviceId} is not registered with this key`)
+            if (entry.revoked) throw new RefusedError(`device ${current.deviceId} is revoked`)
+            const cert = await issueDeviceCertificate(ca, current.deviceId, publicKey, validity)
+            entry.previousSerials.push(entry.certSerial)
+            entry.certSerial = cert.serial
+            entry.notAfter = cert.notAfter
+            writeRegistry(caDir, registry)
+            const renewed = { ...current, certificatePem: cert.certPem }
+            await writeIdentity(board.crypto, se, partition, renewed)
+            return {
+                ok: true as const,
+                deviceId: current.deviceId,
+                certSerial: cert.serial,
+                notAfter: cert.notAfter,
+            }
+        })
+    } finally {
+        board.close()
+    }
+}
+
+/** Marks a device revoked: every certificate it ever held goes on the brokers' refusal list. */
+export async function revoke(
+    caDir: string,
+    deviceId: string
+): Promise<{ ok: true; deviceId: string; serials: string[] }> {
+    return updateRegistry(caDir, async (registry) => {
+        const entry = registry.devices.find((d) => d.id === deviceId)
+        if (!entry) throw new UsageError(`device ${deviceId} is not in the fleet registry`)
+        entry.revoked = true
+        const serials = [entry.certSerial, ...entry.previousSerials]
+        for (const s of serials)
+            if (!registry.revokedSerials.includes(s)) registry.revokedSerials.push(s)
+        return { ok: true as const, deviceId, serials }
+    })
+}
