@@ -1,8 +1,8 @@
 /**
  * Image verification (docs/image-format.md; GP-TM-03, GP-TM-04, GP-TM-06): the one routine
  * the boot stub, the update agent and the host tools use to decide whether an image may run.
- * It reads the source once, in chunks, checks every length before use, fails closed with an
- * ImageError naming the check, and can hand back exactly the payload bytes it hashed.
+ * It reads each byte of the source at most once, checks every length before use, fails
+ * closed with an ImageError naming the check, and can hand back the payload bytes it hashed.
  */
 
 import { equalBytes, isUint } from "./bytes"

@@ -8,6 +8,8 @@ import { ed25519 } from "@noble/curves/ed25519.js"
 import { SignatureAlgorithm } from "../../hal/crypto"
 import { OtpKeySlot } from "../../hal/otp"
 import { VerifyPolicy } from "../../boot/image"
+import { decodeTrailer, encodeEntry, encodeTrailer, HEADER_SIZE } from "../../boot/image-format"
+import { readU32 } from "../../boot/bytes"
 import { SimCrypto } from "../../sim/crypto"
 import { PrivateKeyEntry, ReleasePrivateKey, releaseAnchor } from "../../tools/keyfile"
 import { buildSignedImage } from "../../tools/signer"
@@ -104,4 +106,18 @@ export async function checkOf(promise: Promise<unknown>): Promise<string> {
             return check
         throw err
     }
+}
+
+export function trailerOffset(image: Buffer): number {
+    return HEADER_SIZE + readU32(image, 12)
+}
+
+/** The image with its trailer replaced by one made of `entries`. */
+export function withTrailer(image: Buffer, entries: Buffer[]): Buffer {
+    return Buffer.concat([image.subarray(0, trailerOffset(image)), encodeTrailer(entries)])
+}
+
+export function entriesOf(image: Buffer): Buffer[] {
+    const trailer = decodeTrailer(image.subarray(trailerOffset(image)))
+    return trailer.entries.map((e) => encodeEntry(e.type, e.value))
 }
