@@ -76,3 +76,20 @@ export function isUint(value: unknown, max: number): boolean {
 export function alignUp(value: number, unit: number): number {
     return Math.ceil(value / unit) * unit
 }
+
+/**
+ * Concatenates buffers. Portable code uses this, never Buffer.concat: Node's takes a list
+ * and DeviceScript's takes separate arguments, so neither call compiles on both targets.
+ */
+export function concatBytes(parts: Buffer[]): Buffer {
+    let total = 0
+    for (let i = 0; i < parts.length; i++) total = total + parts[i].length
+    const out = Buffer.alloc(total)
+    let pos = 0
+    for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]
+        for (let j = 0; j < part.length; j++) out[pos + j] = part[j]
+        pos = pos + part.length
+    }
+    return out
+}

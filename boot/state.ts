@@ -6,7 +6,7 @@
  * any point leaves the previous state readable. Layout in docs/boot.md.
  */
 
-import { equalBytes, readU32, writeU32 } from "./bytes"
+import { concatBytes, equalBytes, readU32, writeU32 } from "./bytes"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
 
@@ -73,7 +73,7 @@ export function encodeBootState(crypto: Crypto, state: BootState): Buffer {
     writeU32(body, 8, state.seq)
     body[12] = EVENTS.indexOf(state.event)
     body[13] = slotByte(state.eventSlot)
-    return Buffer.concat([body, crypto.sha256([body])])
+    return concatBytes([body, crypto.sha256([body])])
 }
 
 /**

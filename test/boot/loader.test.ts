@@ -17,6 +17,8 @@ import { boot, flashSlot, newBoard, signedImage } from "./helpers"
 
 afterAll(cleanupTestBoards)
 
+/** Room for the app bundle (about 110 KiB) in each slot. */
+const APP_SLOT = 512 * 1024
 const g = globalThis as Record<string, unknown>
 let appBundle: Buffer
 let variantBundle: Buffer
@@ -34,7 +36,7 @@ beforeAll(async () => {
 
 describe("sim loader", () => {
     it("GP-TM-04: runs the app bundle the boot stub verified", async () => {
-        const board = await newBoard({ counter: 1 })
+        const board = await newBoard({ counter: 1, slotSize: APP_SLOT })
         await flashSlot(board, "a", await signedImage("1.0.0", 1, { payload: appBundle }))
 
         const decision = await boot(board, true)
@@ -47,7 +49,7 @@ describe("sim loader", () => {
     })
 
     it("GP-TM-04: a different signed image really runs different code", async () => {
-        const board = await newBoard({ counter: 1 })
+        const board = await newBoard({ counter: 1, slotSize: APP_SLOT })
         await flashSlot(board, "a", await signedImage("1.1.0", 1, { payload: variantBundle }))
         const before = (g.__bulwarkVariantRan as number) ?? 0
 
@@ -60,7 +62,7 @@ describe("sim loader", () => {
     })
 
     it("GP-TM-04: a tampered image never executes", async () => {
-        const board = await newBoard({ counter: 1 })
+        const board = await newBoard({ counter: 1, slotSize: APP_SLOT })
         const image = await signedImage("1.1.0", 1, { payload: variantBundle })
         const at = image.indexOf(Buffer.from("variant-app"))
         image[at] = "V".charCodeAt(0)
@@ -76,7 +78,7 @@ describe("sim loader", () => {
     })
 
     it("what runs is the bytes that were hashed, even if the slot changes afterwards", async () => {
-        const board = await newBoard({ counter: 1 })
+        const board = await newBoard({ counter: 1, slotSize: APP_SLOT })
         await flashSlot(board, "a", await signedImage("1.0.0", 1, { payload: appBundle }))
 
         const decision = await boot(board, true)
