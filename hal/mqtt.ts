@@ -19,7 +19,11 @@ export interface MqttConnectOptions {
     clientId: string
     /** Server name the broker certificate must match. */
     serverName: string
-    /** PEM of the fleet CA the broker certificate must chain to. */
+    /**
+     * PEM of the fleet CA the broker certificate must chain to. The empty string asks for
+     * the board's built-in trust store instead; only a board without `caPinning` accepts
+     * it (token authentication on ESP32), and a board with pinning refuses it.
+     */
     caPem: string
     keepAliveSec: number
     /** "certificate" (mutual TLS) or "token" (server-authenticated TLS plus a password). */

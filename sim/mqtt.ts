@@ -321,6 +321,9 @@ export class SimMqttTransport implements MqttTransport {
             throw new TransportError("auth", "no client certificate on this board")
         if (options.auth === "token" && !options.token)
             throw new TransportError("auth", "token authentication needs a token")
+        // This board pins: an empty CA would mean trusting whatever the host trusts.
+        if (options.caPem.indexOf("-----BEGIN CERTIFICATE-----") < 0)
+            throw new TransportError("tls", "no fleet CA to pin")
         const certPem =
             options.auth === "certificate" ? await this.identity!.certificatePem() : undefined
         const socket = await tlsConnect(options, this.identity, certPem)

@@ -92,6 +92,8 @@ export class DeviceSession {
     private readonly config: SessionConfig
     private readonly mqtt: MqttTransport
     private readonly auth: "certificate" | "token"
+    /** The fleet CA to pin, or "" for the board's own trust store (token boards only). */
+    private readonly caPem: string
     private readonly onEvent: (e: SessionEvent) => void
     private readonly routes: Route[] = []
     private readonly queue: Outgoing[] = []
@@ -110,8 +112,10 @@ export class DeviceSession {
     private statsOutages = 0
 
     /**
-     * Refuses (UnsupportedError) a board without a TLS MQTT transport, and one that can
-     * neither present a client certificate nor has a token configured: never plaintext.
+     * Refuses (UnsupportedError) a board without a TLS MQTT transport, one that can neither
+     * present a client certificate nor has a per-device token configured, and a certificate
+     * board that cannot pin the fleet CA: never plaintext, never a silent downgrade. A token
+     * board (ESP32) checks the broker against its own trust store and the broker host name.
      */
     constructor(board: Board, config: SessionConfig, onEvent?: (e: SessionEvent) => void) {
         if (!isSafeName(config.deviceId)) throw new MessageError("topic", "device id")
@@ -122,7 +126,9 @@ export class DeviceSession {
         if (caps.clientCertificate) this.auth = "certificate"
         else if (config.token !== undefined && config.token.length >= 16) this.auth = "token"
         else throw new UnsupportedError("mqtt client certificate (and no device token)")
-        if (!caps.caPinning) throw new UnsupportedError("mqtt fleet CA pinning")
+        if (this.auth === "certificate" && !caps.caPinning)
+            throw new UnsupportedError("mqtt fleet CA pinning")
+        this.caPem = caps.caPinning ? config.caPem : ""
         this.onEvent = onEvent === undefined ? noEvent : onEvent
     }
 
@@ -257,7 +263,7 @@ export class DeviceSession {
             port: t.brokerPort,
             clientId: this.config.deviceId,
             serverName: t.brokerHost,
-            caPem: this.config.caPem,
+            caPem: this.caPem,
             keepAliveSec: t.keepAliveSec,
             auth: this.auth,
             token: this.auth === "token" ? this.config.token : undefined,

