@@ -102,7 +102,7 @@ describe.skipIf(!available)(title, () => {
         await b.close()
     })
 
-    it("GP-TM-38: device A subscribed to B's topics receives none of B's messages", async () => {
+    it("GP-TM-47: device A subscribed to B's topics receives none of B's messages", async () => {
         const a = await connect(devA)
         await a.subscribe("bulwark/dev-b/#", 1).catch(() => undefined)
         await a.subscribe("bulwark/dev-a/#", 1)

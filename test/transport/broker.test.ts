@@ -80,7 +80,7 @@ describe("TLS only (GP-TM-39, GP-TM-40)", () => {
         expect(await probeWith(devA, { maxVersion: "TLSv1.3" })).toBe("accepted")
     })
 
-    it("GP-TM-39: TLS 1.1 and non-AEAD or non-ECDHE cipher suites are refused", async () => {
+    it("GP-TM-34: TLS 1.1 and non-AEAD or non-ECDHE cipher suites are refused", async () => {
         const tls12 = { maxVersion: "TLSv1.2" as const }
         const legacy = { minVersion: "TLSv1" as const, maxVersion: "TLSv1.1" as const }
 
@@ -167,7 +167,7 @@ describe("per-device authorisation (GP-TM-21, 37, 38, 43, 47, 48)", () => {
         expect(events.some((e) => e.event === "refused" && e.reason === "client id")).toBe(true)
     })
 
-    it("GP-TM-38: device A cannot subscribe to device B's topics", async () => {
+    it("GP-TM-47: device A cannot subscribe to device B's topics", async () => {
         const a = await transportFor(devA).connect(connectOptions(broker.port, fleet.ca, "dev-a"))
 
         await expectTransportError(a.subscribe("bulwark/dev-b/#", 1), ["refused"])
