@@ -60,7 +60,11 @@ export interface Profile {
         updates: RateLimit
     }
     services: { console: boolean; debugPort: boolean }
-    security: { overrides: string[] }
+    security: {
+        overrides: string[]
+        /** Operator public keys (hex, 65-byte P-256) allowed to request audit exports. */
+        operatorKeys?: string[]
+    }
 }
 
 export const BOARDS = ["sim", "esp32s3", "esp32c3", "rp2040w"]
@@ -269,7 +273,8 @@ export function parseProfile(json: unknown): Profile {
     }
 
     const sec = objectAt(root, "security", "security")
-    onlyKeys(sec, ["overrides"], "security")
+    onlyKeys(sec, ["overrides", "operatorKeys"], "security")
+    const operatorKeys = parseOperatorKeys(sec)
     const overridesRaw = sec["overrides"]
     if (!Array.isArray(overridesRaw)) throw new ProfileError("security.overrides", "must be a list")
     const overrides: string[] = []
@@ -305,6 +310,30 @@ export function parseProfile(json: unknown): Profile {
         update: update,
         rateLimits: rateLimits,
         services: services,
-        security: { overrides: overrides },
+        security: { overrides: overrides, operatorKeys: operatorKeys },
     }
+}
+
+/** Optional list of P-256 public keys, uncompressed (130 lower-case hex digits, "04..."). */
+function parseOperatorKeys(sec: Json): string[] {
+    const raw = sec["operatorKeys"]
+    if (raw === undefined) return []
+    if (!Array.isArray(raw) || raw.length > 16)
+        throw new ProfileError("security.operatorKeys", "must be a list of at most 16 keys")
+    const out: string[] = []
+    for (let i = 0; i < raw.length; i++) {
+        const key = raw[i]
+        let ok = typeof key === "string" && key.length === 130 && key.slice(0, 2) === "04"
+        for (let j = 0; ok && j < key.length; j++) {
+            const c = key.charCodeAt(j)
+            if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) ok = false
+        }
+        if (!ok)
+            throw new ProfileError(
+                "security.operatorKeys[" + i + "]",
+                "must be an uncompressed P-256 public key in hex"
+            )
+        out.push(key)
+    }
+    return out
 }
