@@ -6,7 +6,16 @@
  * its sector, one small self-checking entry appended per finished slot sector.
  */
 
-import { alignUp, equalBytes, isErased, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
+import {
+    alignUp,
+    concatBytes,
+    equalBytes,
+    isErased,
+    readU16,
+    readU32,
+    writeU16,
+    writeU32,
+} from "../boot/bytes"
 import { parseVersion } from "../boot/image-format"
 import { SlotName } from "../boot/state"
 import { Crypto } from "../hal/crypto"
@@ -114,7 +123,7 @@ export function encodeOtaState(crypto: Crypto, state: OtaState, seq: number): Bu
     writeU16(body, 96, v.patch)
     writeU32(body, 100, state.sectorsDone)
     writeU32(body, 104, state.bootSeq)
-    return Buffer.concat([body, crypto.sha256([body])])
+    return concatBytes([body, crypto.sha256([body])])
 }
 
 /** One copy's record, or null for anything not whole and well-formed (never guessed at). */

@@ -5,7 +5,7 @@
  * use; the status is a small JSON object the operator's tools read.
  */
 
-import { isUint, readU32, writeU32 } from "../boot/bytes"
+import { concatBytes, isUint, readU32, writeU32 } from "../boot/bytes"
 
 export const REQUEST_MAGIC = "BWRQ"
 export const CHUNK_MAGIC = "BWCK"
@@ -71,7 +71,7 @@ export function decodeRequest(bytes: Buffer): ChunkRequest {
 }
 
 export function encodeChunk(chunk: Chunk): Buffer {
-    return Buffer.concat([
+    return concatBytes([
         head(CHUNK_MAGIC, chunk.sequence, chunk.offset, chunk.data.length),
         chunk.data,
     ])

@@ -6,7 +6,7 @@
  * refused, OfferError naming the check) and signed with the image's trailer and trust code.
  */
 
-import { equalBytes, isUint, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
+import { concatBytes, equalBytes, isUint, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
 import { compareVersions, verifyTrailerTrust } from "../boot/image"
 import {
     decodeTrailer,
@@ -114,7 +114,7 @@ export function encodeOfferBody(offer: Offer): Buffer {
     } catch {
         throw new OfferError("version", "version must be X.Y.Z")
     }
-    if (!Buffer.isBuffer(offer.imageDigest) || offer.imageDigest.length !== DIGEST_SIZE)
+    if (!offer.imageDigest || offer.imageDigest.length !== DIGEST_SIZE)
         throw new OfferError("image-digest", "image digest must be 32 bytes")
 
     const fixed = Buffer.alloc(OFFER_FIXED_SIZE)
@@ -140,7 +140,7 @@ export function encodeOfferBody(offer: Offer): Buffer {
         parts.push(len)
         parts.push(id)
     }
-    const body = Buffer.concat(parts)
+    const body = concatBytes(parts)
     writeU16(body, 6, body.length)
     return body
 }
@@ -206,7 +206,7 @@ export function decodeOfferBody(bytes: Buffer): { offer: Offer; size: number } {
 
 /** The message every offer signature covers: label || SHA-256(body) || key digest. */
 export function offerSignedMessage(bodyDigest: Buffer, keyDigest: Buffer): Buffer {
-    return Buffer.concat([OFFER_SIGNED_LABEL, bodyDigest, keyDigest])
+    return concatBytes([OFFER_SIGNED_LABEL, bodyDigest, keyDigest])
 }
 
 function asOfferError(err: any): OfferError {

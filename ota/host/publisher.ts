@@ -1,0 +1,282 @@
+/**
+ * The update publisher of a campaign (docs/update.md; GP-TM-05, GP-TM-18, GP-TM-19): signs
+ * an offer for an image, publishes it to each targeted device on bulwark/<id>/ota/offer as
+ * an operator, serves the chunks devices ask for on .../ota/request, follows their reports
+ * on .../ota/status, and ends when every device has confirmed the new version, refused it,
+ * rolled it back, or the time is up. Used by `bulwark ota publish` and the demo.
+ */
+
+import { decodeRequest, decodeStatus, encodeChunk, AgentStatus } from "../agent-wire"
+import { compareVersions } from "../../boot/image"
+import { MAX_TARGETS, Offer } from "../offer"
+import { MqttMessage, MqttSession } from "../../hal/mqtt"
+import { ReleasePrivateKey } from "../../tools/keyfile"
+import { SimMqttTransport } from "../../sim/mqtt"
+import { offerForImage, signOffer } from "./offer-sign"
+
+export interface OperatorCredentials {
+    /** Operator name; the certificate's CN is "operator:<name>". */
+    name: string
+    certPem: string
+    keyPem: string
+}
+
+export interface DeviceProgress {
+    deviceId: string
+    /** The device's last reported state, "pending" before its first report. */
+    state: AgentStatus["state"] | "pending" | "timeout"
+    /** Highest byte of the image the device has asked for or reported. */
+    offset: number
+    size: number
+    /** Bytes this publisher served to the device (repeats included). */
+    served: number
+    running: string | null
+    check: string | null
+}
+
+export interface DeviceResult extends DeviceProgress {
+    /** True only when the device confirmed (or already runs) the offered version. */
+    ok: boolean
+}
+
+export interface PublishOptions {
+    broker: { host: string; port: number }
+    /** Name the broker certificate must carry (default: the broker host). */
+    serverName?: string
+    /** PEM of the fleet CA the broker certificate chains to. */
+    caPem: string
+    operator: OperatorCredentials
+    image: Buffer
+    key: ReleasePrivateKey
+    devices: string[]
+    /** Offer sequence; default: seconds since the epoch (rises between campaigns). */
+    sequence?: number
+    /** Seconds since the epoch after which the offer is void. */
+    expiry?: number | null
+    /** How long to wait for every device's final status (default 5 minutes). */
+    timeoutMs?: number
+    /** An offer is sent again to a device that says it idles on another version, at most this often. */
+    reofferMs?: number
+    onProgress?: (progress: DeviceProgress) => void
+    /** Diagnostic lines. */
+    log?: (line: string) => void
+}
+
+export class PublishError extends Error {
+    readonly check: string
+    constructor(check: string, message: string) {
+        super(message)
+        this.name = "PublishError"
+        this.check = check
+    }
+}
+
+interface Target {
+    progress: DeviceProgress
+    offer: Buffer
+    sequence: number
+    final: boolean
+    ok: boolean
+    lastOfferMs: number
+}
+
+const ROOT = "bulwark/"
+
+function deviceOf(topic: string): string | null {
+    const levels = topic.split("/")
+    if (levels.length !== 4 || levels[0] !== "bulwark" || levels[2] !== "ota") return null
+    return levels[1]
+}
+
+async function signOffers(options: PublishOptions, base: number): Promise<Map<string, Buffer>> {
+    const offers = new Map<string, Buffer>()
+    for (let g = 0; g * MAX_TARGETS < options.devices.length; g++) {
+        const group = options.devices.slice(g * MAX_TARGETS, (g + 1) * MAX_TARGETS)
+        const offer: Offer = await offerForImage(options.image, {
+            sequence: base + g,
+            expiry: options.expiry ?? null,
+            targets: group,
+        })
+        const signed = await signOffer(offer, options.key)
+        for (const id of group) offers.set(id, signed)
+    }
+    return offers
+}
+
+/**
+ * Runs one campaign and returns a result per device, in the order given. Throws
+ * PublishError "devices" for an empty or duplicated list; TransportError when the broker
+ * cannot be reached or refuses the operator.
+ */
+export async function publishUpdate(options: PublishOptions): Promise<DeviceResult[]> {
+    if (options.devices.length === 0) throw new PublishError("devices", "no device to update")
+    if (new Set(options.devices).size !== options.devices.length)
+        throw new PublishError("devices", "a device is listed twice")
+    const base = options.sequence ?? Math.floor(Date.now() / 1000)
+    const offers = await signOffers(options, base)
+    const header = await offerForImage(options.image, { sequence: base })
+    const targets = new Map<string, Target>()
+    for (let i = 0; i < options.devices.length; i++) {
+        const id = options.devices[i]
+        targets.set(id, {
+            progress: {
+                deviceId: id,
+                state: "pending",
+                offset: 0,
+                size: options.image.length,
+                served: 0,
+                running: null,
+                check: null,
+            },
+            offer: offers.get(id)!,
+            sequence: base + Math.floor(i / MAX_TARGETS),
+            final: false,
+            ok: false,
+            lastOfferMs: 0,
+        })
+    }
+
+    const transport = new SimMqttTransport({
+        certificatePem: async () => options.operator.certPem,
+        privateKeyPem: () => options.operator.keyPem,
+    })
+    const session = await transport.connect({
+        host: options.broker.host,
+        port: options.broker.port,
+        clientId: "operator:" + options.operator.name,
+        serverName: options.serverName ?? options.broker.host,
+        caPem: options.caPem,
+        keepAliveSec: 30,
+        auth: "certificate",
+        connectTimeoutMs: 10000,
+        maxPayload: 65536,
+    })
+    try {
+        await session.subscribe(ROOT + "+/ota/status", 1)
+        await session.subscribe(ROOT + "+/ota/request", 0)
+        for (const [id, t] of targets) await sendOffer(session, id, t)
+        await follow(session, options, targets, header.version)
+    } finally {
+        await session.close()
+    }
+    return options.devices.map((id) => {
+        const t = targets.get(id)!
+        return { ...t.progress, ok: t.ok }
+    })
+}
+
+async function sendOffer(session: MqttSession, id: string, t: Target): Promise<void> {
+    t.lastOfferMs = Date.now()
+    await session.publish(ROOT + id + "/ota/offer", t.offer, 1)
+}
+
+/** The message loop: serves requests and reads statuses until every target is final. */
+async function follow(
+    session: MqttSession,
+    options: PublishOptions,
+    targets: Map<string, Target>,
+    version: string
+): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 300000)
+    let next: Promise<MqttMessage | null> = session.receive()
+    while ([...targets.values()].some((t) => !t.final)) {
+        const left = deadline - Date.now()
+        if (left <= 0) break
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<"timeout">((resolve) => {
+            timer = setTimeout(() => resolve("timeout"), Math.min(left, 1000))
+        })
+        const message = await Promise.race([next, timeout])
+        clearTimeout(timer)
+        if (message === "timeout") continue
+        if (message === null) throw new PublishError("broker", "the broker closed the session")
+        next = session.receive()
+        const id = deviceOf(message.topic)
+        const t = id === null ? undefined : targets.get(id)
+        if (id === null || t === undefined) continue
+        if (message.topic.endsWith("/ota/request")) await serveChunk(session, options, id, t, message)
+        else if (message.topic.endsWith("/ota/status")) await onStatus(session, options, id, t, message, version)
+    }
+    for (const t of targets.values()) {
+        if (t.final) continue
+        t.final = true
+        t.progress.state = "timeout"
+        options.onProgress?.({ ...t.progress })
+    }
+}
+
+async function serveChunk(
+    session: MqttSession,
+    options: PublishOptions,
+    id: string,
+    t: Target,
+    message: MqttMessage
+): Promise<void> {
+    let request
+    try {
+        request = decodeRequest(message.payload)
+    } catch {
+        return
+    }
+    if (request.sequence !== t.sequence || t.final) return
+    const data = options.image.subarray(request.offset, request.offset + request.length)
+    await session.publish(
+        ROOT + id + "/ota/chunk",
+        encodeChunk({ sequence: request.sequence, offset: request.offset, data: data }),
+        0
+    )
+    t.progress.served += data.length
+    const end = request.offset + data.length
+    if (end > t.progress.offset) {
+        t.progress.offset = end
+        options.onProgress?.({ ...t.progress })
+    }
+}
+
+async function onStatus(
+    session: MqttSession,
+    options: PublishOptions,
+    id: string,
+    t: Target,
+    message: MqttMessage,
+    version: string
+): Promise<void> {
+    let status: AgentStatus
+    try {
+        status = decodeStatus(message.payload)
+    } catch {
+        return
+    }
+    options.log?.(id + ": " + status.state + (status.check ? " (" + status.check + ")" : ""))
+    if (t.final) return
+    const p = t.progress
+    p.running = status.running
+    if (status.offset !== undefined && status.offset > p.offset) p.offset = status.offset
+    const ours = status.seq === undefined || status.seq === t.sequence
+
+    if (status.state === "idle") {
+        p.state = "idle"
+        if (compareVersions(status.running, version) === 0) finish(t, true, null)
+        else if (Date.now() - t.lastOfferMs >= (options.reofferMs ?? 2000)) await sendOffer(session, id, t)
+    } else if (status.state === "confirmed" && status.version === version) {
+        p.state = "confirmed"
+        finish(t, true, null)
+    } else if (status.state === "refused" && ours) {
+        p.state = "refused"
+        // A device already on this version refuses it as a downgrade: it is up to date.
+        finish(t, compareVersions(status.running, version) === 0, status.check ?? null)
+    } else if (status.state === "reverted" && ours) {
+        p.state = "reverted"
+        finish(t, false, status.check ?? "reverted")
+    } else if (ours) {
+        p.state = status.state
+        if (status.check !== undefined) p.check = status.check
+    }
+    options.onProgress?.({ ...p })
+}
+
+function finish(t: Target, ok: boolean, check: string | null): void {
+    t.final = true
+    t.ok = ok
+    t.progress.check = check
+}

@@ -1,0 +1,182 @@
+/**
+ * Test fixtures of the update suites: release keys, small signed images, a provisioned-less
+ * test board with v1 in slot a, one boot of the stub, and an in-memory link that stands in
+ * for the MQTT session between the update agent and a publisher serving chunks.
+ */
+
+import { randomBytes } from "node:crypto"
+
+import { runBootStub, BootDecision } from "../../boot/stub"
+import { PowerLoss } from "../../hal/errors"
+import { SimBoard } from "../../sim/board"
+import { RebootSignal } from "../../sim/power"
+import { makeTestBoard } from "../../sim/testing"
+import { generateReleaseKey, ReleasePrivateKey } from "../../tools/keyfile"
+import { buildSignedImage } from "../../tools/signer"
+import { AgentIo, UpdateAgent } from "../../ota/agent"
+import { decodeRequest, decodeStatus, encodeChunk, AgentStatus } from "../../ota/agent-wire"
+import { Offer } from "../../ota/offer"
+import { offerForImage, signOffer } from "../../ota/host/offer-sign"
+
+export const CLASS = "bulwark-test"
+export const DEVICE_ID = "dev-test"
+
+export const keyA: ReleasePrivateKey = generateReleaseKey("p256")
+export const keyB: ReleasePrivateKey = generateReleaseKey("ed25519")
+export const keyStranger: ReleasePrivateKey = generateReleaseKey("p256")
+
+export const UPDATE = {
+    automatic: true,
+    windowStartHour: 0,
+    windowEndHour: 24,
+    chunkSize: 1024,
+    confirmTimeoutMs: 5000,
+}
+
+export interface ImageSpec {
+    version: string
+    counter: number
+    payload?: Buffer
+    key?: ReleasePrivateKey
+    deviceClass?: string
+}
+
+export async function makeImage(spec: ImageSpec): Promise<Buffer> {
+    return await buildSignedImage({
+        payload: spec.payload ?? randomBytes(6000),
+        version: spec.version,
+        counter: spec.counter,
+        deviceClass: spec.deviceClass ?? CLASS,
+        key: spec.key ?? keyA,
+    })
+}
+
+export interface DeviceOptions {
+    v1?: Buffer
+    update?: Partial<typeof UPDATE>
+    slotSize?: number
+    counter?: number
+    wallTime?: number | null
+    seed?: number
+}
+
+/** A board trusting keyA (slot 0) and keyB (slot 1), with v1 flashed into slot a. */
+export async function makeDevice(options: DeviceOptions = {}): Promise<SimBoard> {
+    const board = await makeTestBoard({
+        trust: [keyA.anchor, keyB.anchor],
+        counter: options.counter ?? 1,
+        slotSize: options.slotSize ?? 32768,
+        wallTime: options.wallTime,
+        seed: options.seed,
+        profile: { update: { ...UPDATE, ...(options.update ?? {}) } },
+    })
+    await board.debugFlash("slot-a", options.v1 ?? (await makeImage({ version: "1.0.0", counter: 1 })))
+    return board
+}
+
+export async function boot(board: SimBoard): Promise<BootDecision> {
+    return await runBootStub(
+        board,
+        {
+            deviceClass: board.profile.deviceClass,
+            trialAttempts: board.profile.boot.trialAttempts,
+            signaturePolicy: board.profile.boot.signaturePolicy,
+        },
+        false
+    )
+}
+
+/** Collects what the agent publishes, as the broker would carry it. */
+export class Link implements AgentIo {
+    statuses: AgentStatus[] = []
+    requests: Buffer[] = []
+
+    async publish(suffix: string, payload: Buffer, _reliable: boolean): Promise<void> {
+        if (suffix === "ota/status") this.statuses.push(decodeStatus(payload))
+        else if (suffix === "ota/request") this.requests.push(payload)
+        else throw new Error("unexpected topic " + suffix)
+    }
+
+    states(): string[] {
+        return this.statuses.map((s) => s.state + (s.check ? ":" + s.check : ""))
+    }
+
+    last(): AgentStatus {
+        return this.statuses[this.statuses.length - 1]
+    }
+}
+
+export function newAgent(board: SimBoard, decision: BootDecision, link: Link): UpdateAgent {
+    return new UpdateAgent(
+        board,
+        {
+            deviceId: DEVICE_ID,
+            deviceClass: board.profile.deviceClass,
+            update: board.profile.update,
+            signaturePolicy: board.profile.boot.signaturePolicy,
+            measured: decision.measured!,
+        },
+        link
+    )
+}
+
+export async function offerFor(
+    image: Buffer,
+    sequence: number,
+    key: ReleasePrivateKey = keyA,
+    over: Partial<Offer> = {}
+): Promise<Buffer> {
+    const offer = await offerForImage(image, { sequence: sequence })
+    return await signOffer({ ...offer, ...over }, key)
+}
+
+export interface ServeOptions {
+    /** Changes the bytes served for one chunk (tampering in transit). */
+    alter?: (offset: number, data: Buffer) => Buffer
+}
+
+/** How a serving loop ended. */
+export type RunEnd = "idle" | "reboot" | "power-loss"
+
+/**
+ * Answers the agent's chunk requests from `image` until it asks for nothing more. Ends with
+ * "reboot" when the agent reboots into the update, "power-loss" when a cut ends the run.
+ */
+export async function serve(
+    agent: UpdateAgent,
+    link: Link,
+    image: Buffer,
+    options: ServeOptions = {}
+): Promise<RunEnd> {
+    try {
+        for (let rounds = 0; rounds < 100000; rounds++) {
+            const next = link.requests.shift()
+            if (next === undefined) return "idle"
+            const request = decodeRequest(next)
+            let data = image.subarray(request.offset, request.offset + request.length)
+            if (options.alter) data = options.alter(request.offset, Buffer.from(data))
+            await agent.handleChunk(
+                encodeChunk({ sequence: request.sequence, offset: request.offset, data: data })
+            )
+        }
+        throw new Error("serve: no end")
+    } catch (err) {
+        return endOf(err)
+    }
+}
+
+export function endOf(err: unknown): RunEnd {
+    if (err instanceof RebootSignal) return "reboot"
+    if (err instanceof PowerLoss) return "power-loss"
+    throw err
+}
+
+/** Runs a step of the agent and turns a reboot or a power cut into its RunEnd. */
+export async function step(action: () => Promise<void>): Promise<RunEnd> {
+    try {
+        await action()
+        return "idle"
+    } catch (err) {
+        return endOf(err)
+    }
+}

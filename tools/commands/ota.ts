@@ -1,0 +1,139 @@
+/**
+ * `bulwark ota publish`: signs an offer for an image and runs the update campaign through
+ * the broker (ota/host/publisher.ts; docs/update.md; GP-TM-05, GP-TM-18). A progress bar
+ * per device goes to stderr; exit 0 only when every targeted device confirmed the new
+ * version, 1 when any refused, rolled back or timed out, 2 for bad usage or input.
+ */
+
+import { X509Certificate } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { isIP } from "node:net"
+import { join, resolve } from "node:path"
+
+import { isSafeName } from "../../boot/profile"
+import { OPERATOR_PREFIX } from "../ca"
+import { flag, hasFlag, intFlag, parseArgs, requireFlag, UsageError } from "../args"
+import { registerCommands } from "../cli"
+import { readPrivateKeyFile } from "../keyfile"
+import { readRegistry } from "../provision"
+import { OperatorCredentials, publishUpdate } from "../../ota/host/publisher"
+import { ProgressBars } from "../../ota/host/progress"
+
+function readText(path: string, what: string): string {
+    try {
+        return readFileSync(path, "utf8")
+    } catch {
+        throw new UsageError(`cannot read ${what}: ${path}`)
+    }
+}
+
+/** HOST:PORT, with [v6]:PORT for IPv6. */
+export function parseBroker(text: string): { host: string; port: number } {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):([0-9]{1,5})$/.exec(text)
+    const port = m ? Number(m[3]) : 0
+    if (!m || port < 1 || port > 65535) throw new UsageError("--broker must be HOST:PORT")
+    return { host: m[1] ?? m[2], port }
+}
+
+/** The broker certificate of the embedded broker names "localhost"; other hosts name themselves. */
+export function defaultServerName(host: string): string {
+    if (host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127.")))
+        return "localhost"
+    return host
+}
+
+/** cert.pem and key.pem of `bulwark ca issue-operator --out DIR`; the name from the CN. */
+export function readOperator(dir: string): OperatorCredentials {
+    const certPem = readText(join(dir, "cert.pem"), "operator certificate")
+    const keyPem = readText(join(dir, "key.pem"), "operator key")
+    let cn = ""
+    try {
+        const subject = new X509Certificate(certPem).subject.split("\n")
+        cn = (subject.find((l) => l.startsWith("CN=")) ?? "").slice(3)
+    } catch {
+        throw new UsageError("operator certificate does not parse")
+    }
+    if (!cn.startsWith(OPERATOR_PREFIX) || !isSafeName(cn.slice(OPERATOR_PREFIX.length)))
+        throw new UsageError("not an operator certificate (CN=operator:NAME)")
+    return { name: cn.slice(OPERATOR_PREFIX.length), certPem, keyPem }
+}
+
+function deviceList(args: ReturnType<typeof parseArgs>, caDir: string): string[] {
+    const given = flag(args, "devices")
+    if (given !== undefined) {
+        const ids = given.split(",").filter((s) => s.length > 0)
+        for (const id of ids) if (!isSafeName(id)) throw new UsageError(`not a device id: ${id}`)
+        if (ids.length === 0) throw new UsageError("--devices lists no device")
+        return ids
+    }
+    const ids = readRegistry(caDir).devices.filter((d) => !d.revoked).map((d) => d.id)
+    if (ids.length === 0) throw new UsageError("the fleet registry lists no device; give --devices")
+    return ids
+}
+
+async function publishCommand(argv: string[]): Promise<number> {
+    const args = parseArgs(
+        argv,
+        ["broker", "ca", "operator", "image", "key", "devices", "timeout", "seq", "expires", "server-name"],
+        ["json"]
+    )
+    if (args.positional.length > 0) throw new UsageError(`unexpected argument ${args.positional[0]}`)
+    const broker = parseBroker(requireFlag(args, "broker"))
+    const caDir = resolve(requireFlag(args, "ca"))
+    const caPem = readText(join(caDir, "ca.cert.pem"), "fleet CA certificate")
+    const operator = readOperator(resolve(requireFlag(args, "operator")))
+    const imagePath = resolve(requireFlag(args, "image"))
+    let image: Buffer
+    try {
+        image = readFileSync(imagePath)
+    } catch {
+        throw new UsageError(`cannot read image: ${imagePath}`)
+    }
+    const key = readPrivateKeyFile(resolve(requireFlag(args, "key")))
+    const devices = deviceList(args, caDir)
+    const json = hasFlag(args, "json")
+    const bars = new ProgressBars(process.stderr, devices, image.length)
+
+    const results = await publishUpdate({
+        broker,
+        serverName: flag(args, "server-name") ?? defaultServerName(broker.host),
+        caPem,
+        operator,
+        image,
+        key,
+        devices,
+        sequence: flag(args, "seq") === undefined ? undefined : intFlag(args, "seq"),
+        expiry: flag(args, "expires") === undefined ? null : intFlag(args, "expires"),
+        timeoutMs: intFlag(args, "timeout", 300) * 1000,
+        onProgress: (p) => bars.update(p),
+    })
+    const ok = results.every((r) => r.ok)
+    if (json) {
+        const devicesOut = results.map((r) => ({
+            deviceId: r.deviceId,
+            ok: r.ok,
+            state: r.state,
+            check: r.check,
+            running: r.running,
+            served: r.served,
+        }))
+        process.stdout.write(JSON.stringify({ ok, devices: devicesOut }) + "\n")
+    } else {
+        for (const r of results)
+            process.stdout.write(
+                `${r.deviceId}: ${r.ok ? "updated" : "not updated"} (${r.state}${r.check ? ": " + r.check : ""}, runs ${r.running ?? "?"})\n`
+            )
+    }
+    return ok ? 0 : 1
+}
+
+registerCommands([
+    {
+        words: ["ota", "publish"],
+        usage:
+            "ota publish --broker HOST:PORT --ca DIR --operator DIR --image IMAGE --key KEY " +
+            "[--devices ID,...] [--timeout SEC] [--seq N] [--expires UNIX] [--server-name NAME] [--json]",
+        summary: "sign an offer and update devices over MQTT; exit 0 only if all confirmed",
+        run: publishCommand,
+    },
+])
