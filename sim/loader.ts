@@ -7,12 +7,23 @@
 
 import { compileFunction } from "node:vm"
 
-import { APP_ABI, AppContext, AppReport } from "../src/app"
+import * as halErrors from "../hal/errors"
+import { SHARED_HAL_ERRORS } from "../tools/app-build"
 
-/** The exports an app bundle must provide. */
+import { APP_ABI, AppContext, AppOptions, AppReport, AppState } from "../src/app"
+
+/** The running app a bundle's `createApp` returns (src/app.ts BulwarkApp). */
+export interface RunningApp {
+    run(): Promise<void>
+    stop(): Promise<void>
+    state(): AppState
+}
+
+/** The exports an app bundle must provide; `createApp` is what the sim runner starts. */
 export interface AppModule {
     APP_ABI: number
     describeApp(ctx: AppContext): Promise<AppReport>
+    createApp?: (ctx: AppContext, options?: AppOptions) => RunningApp
     [name: string]: unknown
 }
 
@@ -25,14 +36,23 @@ export class LoaderError extends Error {
     }
 }
 
+/**
+ * The only module a bundle may require: the HAL's error classes, shared with the board so
+ * errors keep their class across the boundary (tools/app-build.ts leaves them out).
+ */
+function boardModule(name: string): unknown {
+    if (name === SHARED_HAL_ERRORS) return halErrors
+    throw new LoaderError("require", "app bundle requires an unknown module")
+}
+
 /** Evaluates a verified payload and checks it is an app bundle of the ABI the sim speaks. */
 export function loadAppBundle(payload: Buffer, label = "bulwark-app"): AppModule {
     const source = payload.toString("utf8")
     let exportsObject: Record<string, unknown>
     try {
-        const factory = compileFunction(source, ["module", "exports"], { filename: label })
+        const factory = compileFunction(source, ["module", "exports", "require"], { filename: label })
         const module = { exports: {} as Record<string, unknown> }
-        factory(module, module.exports)
+        factory(module, module.exports, boardModule)
         exportsObject = module.exports
     } catch (err) {
         throw new LoaderError("evaluate", `payload is not a loadable app bundle: ${String(err)}`)
@@ -41,5 +61,7 @@ export function loadAppBundle(payload: Buffer, label = "bulwark-app"): AppModule
         throw new LoaderError("abi", `app bundle ABI ${String(exportsObject.APP_ABI)}, want ${APP_ABI}`)
     if (typeof exportsObject.describeApp !== "function")
         throw new LoaderError("exports", "app bundle lacks describeApp")
+    if (exportsObject.createApp !== undefined && typeof exportsObject.createApp !== "function")
+        throw new LoaderError("exports", "app bundle's createApp is not a function")
     return exportsObject as unknown as AppModule
 }
