@@ -353,3 +353,30 @@ export async function serveConsoleExport(
     })
     return await writeExport(ctx, nonce, 0, sink)
 }
+
+/** Publishes one message on bulwark/<deviceId>/<suffix> (the session's publish). */
+export type ExportPublish = (suffix: string, payload: Buffer) => Promise<void>
+
+/** The operator's answer: ok with the piece count, or "refused" and nothing more (GP-TM-53). */
+export function exportReply(check: string, pieces: number): Buffer {
+    if (check !== "ok") return Buffer.from('{"ok":false,"error":"refused"}')
+    return Buffer.from('{"ok":true,"pieces":' + uintText(pieces) + "}")
+}
+
+/**
+ * The MQTT path, for a request on bulwark/<id>/audit/export-request: pieces go out on
+ * audit/export/<n> (n from 0), then the answer on audit/export-result.
+ */
+export async function handleMqttExportRequest(
+    ctx: ExportContext,
+    payload: Buffer,
+    publish: ExportPublish
+): Promise<string> {
+    let pieces = 0
+    const check = await serveExportRequest(ctx, payload, async (piece: Buffer) => {
+        await publish("audit/export/" + uintText(pieces), piece)
+        pieces++
+    })
+    await publish("audit/export-result", exportReply(check, pieces))
+    return check
+}

@@ -120,8 +120,12 @@ export const CONSOLE_ON = {
  * A provisioned board with the console enabled: identity key in the SE, an identity record
  * with SETUP_CODE hashed at a test-sized iteration count, some user data in "prefs".
  */
-export async function consoleBoard(): Promise<{ board: SimBoard; pub: Buffer }> {
-    const board = await smallSectorBoard(4, { profile: CONSOLE_ON })
+export async function consoleBoard(
+    security: Record<string, unknown> = {}
+): Promise<{ board: SimBoard; pub: Buffer }> {
+    const board = await smallSectorBoard(4, {
+        profile: { ...CONSOLE_ON, security: { ...CONSOLE_ON.security, ...security } },
+    })
     const pub = await giveIdentity(board)
     const salt = Buffer.alloc(16, 3)
     const setup = await hashSetupCode(board.crypto, board.clock, SETUP_CODE, salt, 1000)
