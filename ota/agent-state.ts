@@ -1,6 +1,6 @@
 /**
  * The update agent's power-safe state on the "ota-state" partition (docs/update-format.md;
- * GP-TM-06, GP-TM-16, GP-TM-18): the highest offer sequence accepted (replay protection),
+ * GP-TM-05, GP-TM-16, GP-TM-18): the highest offer sequence accepted (replay protection),
  * the update in flight, and a progress log of the slot sectors written. The record is kept
  * as two copies, one a sector, like the boot state; each copy's progress log follows it in
  * its sector, one small self-checking entry appended per finished slot sector.

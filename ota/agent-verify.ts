@@ -1,5 +1,5 @@
 /**
- * The update agent's checks (GP-TM-05, GP-TM-06, GP-TM-18). An offer: authenticated first
+ * The update agent's checks (GP-TM-05, GP-TM-07, GP-TM-18). An offer: authenticated first
  * (verifyOffer against the OTP anchors), then judged against the device. A finished
  * download: the bytes in the slot must hash to the offer's digest (a tampered or torn chunk
  * fails here), then pass verifyImage, the boot stub's own verifier, exactly as the stub will

@@ -1,5 +1,5 @@
 /**
- * Update offers (docs/update-format.md; GP-TM-05, GP-TM-06, GP-TM-18): what a release signs
+ * Update offers (docs/update-format.md; GP-TM-05, GP-TM-07, GP-TM-18): what a release signs
  * to tell a device "install this image": device class, version, security counter, image size
  * and digest, a rising sequence number (against replay and freeze), an optional expiry and
  * optional target device ids. Parsed like the image (every field checked, unknown ones

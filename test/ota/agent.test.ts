@@ -2,7 +2,8 @@
  * The update agent on a simulated board, with an in-memory link standing in for MQTT:
  * v1 to v2 through download, verification, trial boot and confirm; every refusal leaves v1
  * running and is reported with its check; rollback of an unconfirmed trial; the maintenance
- * window; user preferences untouched. GP-TM-05, 06, 07, 18, 19, 20.
+ * window; user preferences untouched. GP-TM-05 (no unauthenticated or outdated software),
+ * GP-TM-06 (back to the known-good image), GP-TM-07 (trust anchors), GP-TM-18, 19, 20.
  */
 
 import { afterAll, describe, expect, it } from "vitest"
@@ -72,7 +73,7 @@ describe("update agent: v1 to v2", () => {
         next.close()
     })
 
-    it("GP-TM-06: once v2 is confirmed, v1 never boots again, not even as a fallback", async () => {
+    it("GP-TM-05: once v2 is confirmed, v1 never boots again, not even as a fallback", async () => {
         const board = await makeDevice()
         const v2 = await makeImage({ version: "2.0.0", counter: 2 })
         await offerAndServe(board, await offerFor(v2, 10), v2)
@@ -112,7 +113,7 @@ describe("update agent: v1 to v2", () => {
         next.close()
     })
 
-    it("GP-TM-18: a v2 never confirmed is reverted after the trial attempts and the rollback is reported", async () => {
+    it("GP-TM-06: a v2 never confirmed is reverted after the trial attempts and the rollback is reported", async () => {
         const board = await makeDevice()
         const v2 = await makeImage({ version: "2.0.0", counter: 2 })
         await offerAndServe(board, await offerFor(v2, 10), v2)
@@ -168,26 +169,26 @@ describe("update agent: v1 to v2", () => {
 
 describe("update agent: refusals leave v1 running and say why", () => {
     const cases: [string, string, () => Promise<{ offer: Buffer; image: Buffer; alter?: any; revoke?: number; counter?: number }>][] = [
-        ["GP-TM-05: an unsigned offer", "unsigned", async () => {
+        ["GP-TM-18: an unsigned offer", "unsigned", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 2 })
             const offer = await offerFor(image, 10)
             return { offer: offer.subarray(0, offer.readUInt16BE(6)), image }
         }],
-        ["GP-TM-05: a wrongly signed offer", "signature", async () => {
+        ["GP-TM-18: a wrongly signed offer", "signature", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 2 })
             const offer = await offerFor(image, 10)
             offer[offer.length - 3] ^= 0x80
             return { offer, image }
         }],
-        ["GP-TM-05: an offer signed with a key the device does not trust", "key-unknown", async () => {
+        ["GP-TM-07: an offer signed with a key the device does not trust", "key-unknown", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 2, key: keyStranger })
             return { offer: await offerFor(image, 10, keyStranger), image }
         }],
-        ["GP-TM-05: an image signed with the wrong key under a genuine offer", "key-unknown", async () => {
+        ["GP-TM-07: an image signed with the wrong key under a genuine offer", "key-unknown", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 2, key: keyStranger })
             return { offer: await offerFor(image, 10), image }
         }],
-        ["GP-TM-05: an offer signed with a revoked key", "key-revoked", async () => {
+        ["GP-TM-07: an offer signed with a revoked key", "key-revoked", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 2 })
             return { offer: await offerFor(image, 10), image, revoke: 0 }
         }],
@@ -195,11 +196,11 @@ describe("update agent: refusals leave v1 running and say why", () => {
             const image = await makeImage({ version: "2.0.0", counter: 2, deviceClass: "other-class" })
             return { offer: await offerFor(image, 10), image }
         }],
-        ["GP-TM-06: a downgrade", "downgrade", async () => {
+        ["GP-TM-05: a downgrade", "downgrade", async () => {
             const image = await makeImage({ version: "0.9.0", counter: 1 })
             return { offer: await offerFor(image, 10), image }
         }],
-        ["GP-TM-06: an image below the OTP counter", "security-counter", async () => {
+        ["GP-TM-05: an image below the OTP counter", "security-counter", async () => {
             const image = await makeImage({ version: "2.0.0", counter: 1 })
             return { offer: await offerFor(image, 10), image, counter: 2 }
         }],
@@ -242,7 +243,7 @@ describe("update agent: refusals leave v1 running and say why", () => {
         })
     }
 
-    it("GP-TM-06: a replayed offer is refused, even after the device rebooted", async () => {
+    it("GP-TM-05: a replayed offer is refused, even after the device rebooted", async () => {
         const board = await makeDevice()
         const v2 = await makeImage({ version: "2.0.0", counter: 2 })
         const first = await offerFor(v2, 10)
@@ -260,7 +261,7 @@ describe("update agent: refusals leave v1 running and say why", () => {
         await expectV1Runs(dev)
     })
 
-    it("GP-TM-07: an offer that arrives while v2 is on trial is refused as busy", async () => {
+    it("GP-TM-06: an offer that arrives while v2 is on trial is refused, keeping the fallback", async () => {
         const board = await makeDevice()
         const v2 = await makeImage({ version: "2.0.0", counter: 2 })
         const v3 = await makeImage({ version: "3.0.0", counter: 2 })

@@ -2,7 +2,7 @@
  * Updates end to end: provisioned sim devices run by the sim runner (boot stub, verified
  * app bundle, mutual-TLS session) and the publisher as an operator, through the embedded
  * broker on loopback. v1 to v2 with a trial boot, confirm and OTP counter; an unhealthy v2
- * rolled back and reported; user preferences kept. GP-TM-05, 06, 07, 18, 19, 20.
+ * rolled back and reported; user preferences kept. GP-TM-05, 06, 18, 19, 20.
  */
 
 import { readFileSync } from "node:fs"
@@ -154,7 +154,7 @@ describe("updates through the broker", () => {
         board.close()
     })
 
-    it("GP-TM-18: a v2 whose health check fails is rolled back automatically and the rollback is reported", async () => {
+    it("GP-TM-06: a v2 whose health check fails is rolled back automatically and the rollback is reported", async () => {
         const { id, device } = await newDevice()
         const bad = await makeImage({ version: "2.0.0", counter: 2, payload: bundles.unhealthy })
 

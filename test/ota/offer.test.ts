@@ -1,7 +1,8 @@
 /**
  * Update offers (ota/offer.ts, docs/update-format.md): signed like images, parsed field by
  * field, and judged against the device: class, targets, replay, expiry, downgrade, the OTP
- * counter and the slot size. GP-TM-05 (signed updates), GP-TM-06 (anti-rollback).
+ * counter and the slot size. GP-TM-18 (signature verified before the update begins),
+ * GP-TM-07 (trust anchors and revocation), GP-TM-05 (no outdated or replayed software).
  */
 
 import fc from "fast-check"
@@ -72,7 +73,7 @@ async function refusal(bytes: Buffer, t = trust): Promise<string> {
 }
 
 describe("offer format", () => {
-    it("GP-TM-05: a signed offer verifies and keeps every field", async () => {
+    it("GP-TM-18: a signed offer verifies and keeps every field", async () => {
         const offer = sampleOffer({ targets: ["dev-1", "dev-2"], expiry: 2000000000 })
 
         const verified = await verifyOffer(crypto, await signOffer(offer, release), trust)
@@ -89,35 +90,35 @@ describe("offer format", () => {
         expect(decodeOfferBody(body)).toEqual({ offer: offer, size: body.length })
     })
 
-    it("GP-TM-05: an offer without a signature is refused as unsigned", async () => {
+    it("GP-TM-18: an offer without a signature is refused as unsigned", async () => {
         expect(await refusal(encodeOfferBody(sampleOffer()))).toBe("unsigned")
     })
 
-    it("GP-TM-05: an offer signed by a key the device does not anchor is refused", async () => {
+    it("GP-TM-07: an offer signed by a key the device does not anchor is refused", async () => {
         expect(await refusal(await signOffer(sampleOffer(), other))).toBe("key-unknown")
     })
 
-    it("GP-TM-05: an offer signed by a revoked key is refused", async () => {
+    it("GP-TM-07: an offer signed by a revoked key is refused", async () => {
         const revoked = { ...trust, anchors: [{ digest: release.anchor, revoked: true }] }
 
         expect(await refusal(await signOffer(sampleOffer(), release), revoked)).toBe("key-revoked")
     })
 
-    it("GP-TM-05: an offer with a wrong signature is refused", async () => {
+    it("GP-TM-18: an offer with a wrong signature is refused", async () => {
         const bytes = await signOffer(sampleOffer(), release)
         bytes[bytes.length - 5] ^= 0x01
 
         expect(await refusal(bytes)).toBe("signature")
     })
 
-    it("GP-TM-05: a changed body with the old signature is refused", async () => {
+    it("GP-TM-18: a changed body with the old signature is refused", async () => {
         const bytes = await signOffer(sampleOffer(), release)
         bytes[9] ^= 0x01
 
         expect(await refusal(bytes)).toBe("offer-digest")
     })
 
-    it("GP-TM-05: every single-byte change of a signed offer is refused", async () => {
+    it("GP-TM-18: every single-byte change of a signed offer is refused", async () => {
         const bytes = await signOffer(sampleOffer({ targets: ["dev-1"] }), release)
         for (let i = 0; i < bytes.length; i++) {
             const copy = Buffer.from(bytes)
@@ -126,7 +127,7 @@ describe("offer format", () => {
         }
     })
 
-    it("GP-TM-05: every truncation and an extension of a signed offer are refused", async () => {
+    it("GP-TM-18: every truncation and an extension of a signed offer are refused", async () => {
         const bytes = await signOffer(sampleOffer(), release)
         for (let n = 0; n < bytes.length; n++)
             expect(await refusal(bytes.subarray(0, n)), "length " + n).not.toBe("accepted")
@@ -197,7 +198,7 @@ describe("judging an authenticated offer", () => {
         expect(judgeOffer(sampleOffer({ targets: ["dev-2"] }), facts())).toBe("target")
     })
 
-    it("GP-TM-06: refuses a replayed offer whose sequence is not above the stored one", () => {
+    it("GP-TM-05: refuses a replayed offer whose sequence is not above the stored one", () => {
         expect(judgeOffer(sampleOffer({ sequence: 3 }), facts())).toBe("replayed")
         expect(judgeOffer(sampleOffer({ sequence: 2 }), facts())).toBe("replayed")
     })
@@ -210,12 +211,12 @@ describe("judging an authenticated offer", () => {
         expect(judgeOffer(offer, facts({ wallTime: null }))).toBeNull()
     })
 
-    it("GP-TM-06: refuses a downgrade and the running version itself", () => {
+    it("GP-TM-05: refuses a downgrade and the running version itself", () => {
         expect(judgeOffer(sampleOffer({ version: "0.9.9" }), facts())).toBe("downgrade")
         expect(judgeOffer(sampleOffer({ version: "1.0.0" }), facts())).toBe("downgrade")
     })
 
-    it("GP-TM-06: refuses an image below the OTP counter", () => {
+    it("GP-TM-05: refuses an image below the OTP counter", () => {
         expect(judgeOffer(sampleOffer({ securityCounter: 0 }), facts())).toBe("security-counter")
     })
 

@@ -2,7 +2,7 @@
  * Power cut at every flash operation of an update, from the offer to the confirm, with the
  * interrupted write torn (a prefix, or random bits cleared): the device always comes back
  * running v1 or v2, resumes the download where it can, never runs an image that failed
- * verification, and ends on v2 confirmed. GP-TM-16, GP-TM-18, GP-TM-06.
+ * verification, and ends on v2 confirmed. GP-TM-06, GP-TM-16, GP-TM-18.
  */
 
 import { afterAll, describe, expect, it } from "vitest"
@@ -90,7 +90,7 @@ async function updateWithCut(n: number, tear: TearMode, v1: Buffer, v2: Buffer):
 }
 
 describe("power loss during an update", () => {
-    it("GP-TM-16: a cut at every flash operation, torn, ends on v2 confirmed and never runs a bad image", async () => {
+    it("GP-TM-06: a cut at every flash operation, torn, ends on v2 confirmed and never runs a bad image", async () => {
         const v1 = await makeImage({ version: "1.0.0", counter: 1, payload: Buffer.alloc(PAYLOAD, 1) })
         const v2 = await makeImage({ version: "2.0.0", counter: 2, payload: Buffer.alloc(PAYLOAD, 2) })
         let resumedMidway = 0

@@ -50,7 +50,7 @@ describe("what the agent does after a boot", () => {
         )
     })
 
-    it("GP-TM-18: reports a revert, and a pending image the stub refused", () => {
+    it("GP-TM-06: reports a revert, and a pending image the stub refused", () => {
         const v1 = measured("a", "1.0.0", false)
 
         expect(resumeAction(state("installing"), boot(9, "reverted"), v1)).toBe("reverted")

@@ -1,0 +1,183 @@
+/**
+ * The update commands as an operator runs them: `bulwark ota publish` (exit 0 only when
+ * every targeted device confirmed, 1 when one refused, 2 for bad usage) and `bulwark sim
+ * run` (runs a device until SIGTERM, then exits 0). GP-TM-18, GP-TM-19.
+ */
+
+import { spawn } from "node:child_process"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+import { RunningBroker, startBroker } from "../../sim/broker"
+import { SimBoard } from "../../sim/board"
+import { DeviceHandle, startDevice } from "../../sim/runner"
+import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
+import { buildAppBundle } from "../../tools/app-build"
+import { createCa, issueBrokerCertificate, issueOperatorCertificate, loadCa } from "../../tools/ca"
+import { main } from "../../tools/cli"
+import { writeReleaseKeyFiles } from "../../tools/keyfile"
+import { provision } from "../../tools/provision"
+import { defaultServerName, parseBroker } from "../../tools/commands/ota"
+import { keyA, makeImage } from "./helpers"
+import { removeTempDirs, tempDir } from "../transport/fixtures"
+
+const ROOT = resolve(__dirname, "../..")
+let work: string
+let caDir: string
+let broker: RunningBroker
+let app: Buffer
+const devices: DeviceHandle[] = []
+
+const PROFILE = testProfileJson({
+    slotSize: 262144,
+    profile: {
+        update: {
+            automatic: true,
+            windowStartHour: 0,
+            windowEndHour: 24,
+            chunkSize: 4096,
+            confirmTimeoutMs: 1500,
+        },
+    },
+})
+
+beforeAll(async () => {
+    work = tempDir("bulwark-ota-cli-")
+    app = readFileSync((await buildAppBundle(undefined, join(work, "app.js"))).path)
+    caDir = join(work, "ca")
+    await createCa(caDir, "CLI fleet")
+    const ca = await loadCa(caDir)
+    await issueBrokerCertificate(ca, ["localhost"], join(caDir, "broker"))
+    await issueOperatorCertificate(ca, "ops", join(work, "operator"))
+    writeReleaseKeyFiles(join(work, "keys"), keyA)
+    broker = await startBroker({ caDir, port: 0 })
+})
+
+afterAll(async () => {
+    for (const d of devices) await d.stop()
+    await broker?.close()
+    cleanupTestBoards()
+    removeTempDirs()
+})
+
+async function newDeviceDir(): Promise<{ dir: string; id: string }> {
+    const dir = join(tempDir("bulwark-ota-cli-dev-"), "dev")
+    const board = await SimBoard.create(dir, { profile: PROFILE, trust: [keyA.anchor], counter: 1 })
+    await board.debugFlash("slot-a", await makeImage({ version: "1.0.0", counter: 1, payload: app }))
+    board.close()
+    const { deviceId } = await provision({ devDir: dir, caDir, iterations: 1000 })
+    return { dir, id: deviceId }
+}
+
+/** Runs the CLI in-process, capturing stdout. */
+async function cli(argv: string[]): Promise<{ code: number; out: string }> {
+    const chunks: string[] = []
+    const write = process.stdout.write.bind(process.stdout)
+    const writeErr = process.stderr.write.bind(process.stderr)
+    process.stdout.write = ((s: string) => {
+        chunks.push(String(s))
+        return true
+    }) as typeof process.stdout.write
+    process.stderr.write = (() => true) as typeof process.stderr.write
+    try {
+        const code = await main(argv)
+        return { code, out: chunks.join("") }
+    } finally {
+        process.stdout.write = write
+        process.stderr.write = writeErr
+    }
+}
+
+function publishArgs(image: string, ids: string[]): string[] {
+    return [
+        "ota",
+        "publish",
+        "--broker",
+        "127.0.0.1:" + broker.port,
+        "--ca",
+        caDir,
+        "--operator",
+        join(work, "operator"),
+        "--image",
+        image,
+        "--key",
+        join(work, "keys", "release.key"),
+        "--devices",
+        ids.join(","),
+        "--timeout",
+        "60",
+        "--json",
+    ]
+}
+
+describe("bulwark ota publish", () => {
+    it("GP-TM-18: exits 0 when every targeted device confirmed the new version", async () => {
+        const { dir, id } = await newDeviceDir()
+        const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+        devices.push(device)
+        await device.waitFor((d) => d.app()?.connected === true, 20000, "connected")
+        const image = join(work, "v2.img")
+        writeFileSync(image, await makeImage({ version: "2.0.0", counter: 2, payload: app }))
+
+        const { code, out } = await cli(publishArgs(image, [id]))
+
+        expect(code).toBe(0)
+        expect(JSON.parse(out)).toMatchObject({
+            ok: true,
+            devices: [{ deviceId: id, ok: true, state: "confirmed", running: "2.0.0" }],
+        })
+    })
+
+    it("GP-TM-05: exits 1 and names the check when a device refuses the update", async () => {
+        const { dir, id } = await newDeviceDir()
+        const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+        devices.push(device)
+        await device.waitFor((d) => d.app()?.connected === true, 20000, "connected")
+        const image = join(work, "old.img")
+        writeFileSync(image, await makeImage({ version: "0.9.0", counter: 1, payload: app }))
+
+        const { code, out } = await cli(publishArgs(image, [id]))
+
+        expect(code).toBe(1)
+        expect(JSON.parse(out).devices[0]).toMatchObject({ ok: false, state: "refused", check: "downgrade" })
+    })
+
+    it("exits 2 for bad usage and unreadable input", async () => {
+        const args = publishArgs(join(work, "missing.img"), ["dev-x"])
+
+        expect((await cli(args)).code).toBe(2)
+        expect((await cli(["ota", "publish", "--broker", "nowhere"])).code).toBe(2)
+        expect(() => parseBroker("host:99999")).toThrow()
+        expect(parseBroker("[::1]:8883")).toEqual({ host: "::1", port: 8883 })
+        expect(defaultServerName("127.0.0.1")).toBe("localhost")
+        expect(defaultServerName("broker.example")).toBe("broker.example")
+    })
+})
+
+describe("bulwark sim run", () => {
+    it("runs the device until SIGTERM, then stops cleanly with exit 0", async () => {
+        const { dir } = await newDeviceDir()
+        const child = spawn(
+            process.execPath,
+            [join(ROOT, "bin/bulwark.js"), "sim", "run", "--dir", dir, "--broker", "127.0.0.1:" + broker.port, "--json"],
+            { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }
+        )
+        let out = ""
+        const firstBoot = new Promise<void>((done) =>
+            child.stdout.on("data", (d: Buffer) => {
+                out += d.toString()
+                if (out.includes('"event":"boot"')) done()
+            })
+        )
+        const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+
+        await firstBoot
+        child.kill("SIGTERM")
+
+        expect(await exited).toBe(0)
+        const boot = JSON.parse(out.split("\n")[0])
+        expect(boot).toMatchObject({ event: "boot", boot: { version: "1.0.0", booted: "a" } })
+    })
+})
