@@ -11,13 +11,29 @@ import { OTP_COUNTER_MAX } from "../hal/otp"
 import { SignatureAlgorithm } from "../hal/crypto"
 import { algorithmFromId, algorithmId, publicKeyLength, PublicKeyEntry } from "./anchor"
 
+/**
+ * What one board says about one signature of a trailer: "passed" or "failed" when it could
+ * verify the algorithm, "unverifiable" when its crypto.verifiers() lacks it (never "passed").
+ */
+export type SignatureVerdict = "passed" | "failed" | "unverifiable"
+
+export interface SignatureReport {
+    algorithm: SignatureAlgorithm
+    verdict: SignatureVerdict
+    /** Whether the signature policy required this algorithm for this identity. */
+    required: boolean
+}
+
 /** A refused image; `check` names the failed check (table in docs/image-format.md). */
 export class ImageError extends Error {
     readonly check: string
+    /** The per-signature verdicts when the refusal came after the signatures were checked. */
+    signatures: SignatureReport[] | null
     constructor(check: string, message: string) {
         super(message)
         this.name = "ImageError"
         this.check = check
+        this.signatures = null
     }
 }
 

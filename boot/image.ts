@@ -6,7 +6,6 @@
  */
 
 import { equalBytes, isUint } from "./bytes"
-import { anchorDigest, PublicKeyEntry } from "./anchor"
 import { SignaturePolicy } from "./profile"
 import {
     CHUNK_SIZE,
@@ -18,15 +17,23 @@ import {
     ImageHeader,
     ImageTrailer,
     joinBytes,
-    SignatureEntry,
+    SignatureReport,
     signedMessage,
     TRAILER_HEAD_SIZE,
 } from "./image-format"
-import { Crypto, SignatureAlgorithm } from "../hal/crypto"
+import { checkSignatures, checkSigner, planSignatures } from "./image-trust"
+import { Crypto } from "../hal/crypto"
 import { OtpKeySlot } from "../hal/otp"
 
 export { ImageError, compareVersions, parseVersion } from "./image-format"
-export type { ImageHeader, ImageTrailer } from "./image-format"
+export type {
+    ImageHeader,
+    ImageTrailer,
+    SignatureReport,
+    SignatureVerdict,
+} from "./image-format"
+export { checkTrailerTrust, verifyTrailerTrust } from "./image-trust"
+export type { TrailerTrust, TrustOptions } from "./image-trust"
 
 /** Random-access bytes of an image: a flash slot, a file, a buffer. */
 export interface ImageSource {
@@ -47,6 +54,14 @@ export interface VerifyPolicy {
     exact: boolean
     /** Return the payload bytes that were hashed, so the loader runs what was verified. */
     keepPayload: boolean
+    /**
+     * The device-target rule of a board that cannot verify ECDSA (DeviceScript): under the
+     * "hybrid" policy, accept an image whose SLH-DSA half passes on this board while its
+     * ECDSA half, present and covered by the anchor, is reported "unverifiable". It never
+     * applies under "classical" or "pq-only", never where the board can verify ECDSA (the
+     * half is then verified), and never turns the ECDSA verdict into "passed". Absent: false.
+     */
+    acceptUnverifiableEcdsa?: boolean
 }
 
 export interface VerifiedImage {
@@ -58,6 +73,8 @@ export interface VerifiedImage {
     /** Header, payload and trailer: the image's total length in the source. */
     length: number
     payload: Buffer | null
+    /** One verdict per trailer signature, in trailer order (boot/image-format.ts). */
+    signatures: SignatureReport[]
 }
 
 /** Header and trailer of an image, parsed and bounds-checked but not verified. */
@@ -123,117 +140,6 @@ export async function readImageLayout(src: ImageSource, exact: boolean): Promise
     }
 }
 
-/**
- * The OTP slot holding `keyDigest`. Every slot is visited; a revoked slot with this digest
- * refuses the key even if another slot holds it unrevoked.
- */
-function findKeySlot(anchors: OtpKeySlot[], keyDigest: Buffer): number {
-    let found = -1
-    let revoked = false
-    for (let i = 0; i < anchors.length; i++) {
-        const slot = anchors[i]
-        if (slot.digest === null || !equalBytes(slot.digest, keyDigest)) continue
-        if (slot.revoked) revoked = true
-        else if (found < 0) found = i
-    }
-    if (revoked) throw new ImageError("key-revoked", "signing key is revoked")
-    if (found < 0) throw new ImageError("key-unknown", "signing key is not a trust anchor")
-    return found
-}
-
-/**
- * The key digest must be an unrevoked OTP anchor and the trailer's public keys must hash to
- * it (boot/anchor.ts). Returns the matching key slot. Cheap: runs before any hashing.
- */
-function checkSigner(crypto: Crypto, trailer: ImageTrailer, anchors: OtpKeySlot[]): number {
-    const keySlot = findKeySlot(anchors, trailer.keyDigest)
-    let identity: Buffer
-    try {
-        identity = anchorDigest(crypto, trailer.publicKeys)
-    } catch {
-        throw new ImageError("public-key", "public keys do not form an identity")
-    }
-    if (!equalBytes(identity, trailer.keyDigest))
-        throw new ImageError("public-key", "public keys do not match the key digest")
-    return keySlot
-}
-
-function hasKey(keys: PublicKeyEntry[], algorithm: SignatureAlgorithm): boolean {
-    for (let i = 0; i < keys.length; i++) if (keys[i].algorithm === algorithm) return true
-    return false
-}
-
-/** The signature algorithms that must verify under `policy` for this identity. */
-function requiredAlgorithms(
-    policy: SignaturePolicy,
-    keys: PublicKeyEntry[]
-): SignatureAlgorithm[] {
-    const required: SignatureAlgorithm[] = []
-    if (policy === "classical") {
-        if (hasKey(keys, "ecdsa-p256-sha256")) required.push("ecdsa-p256-sha256")
-        if (hasKey(keys, "ed25519")) required.push("ed25519")
-    } else if (policy === "hybrid") {
-        if (hasKey(keys, "ecdsa-p256-sha256") && hasKey(keys, "slh-dsa-sha2-128s")) {
-            required.push("ecdsa-p256-sha256")
-            required.push("slh-dsa-sha2-128s")
-        }
-    } else if (policy === "pq-only") {
-        if (hasKey(keys, "slh-dsa-sha2-128s")) required.push("slh-dsa-sha2-128s")
-    }
-    if (required.length === 0)
-        throw new ImageError("signature-policy", "identity cannot meet the signature policy")
-    return required
-}
-
-function keyFor(keys: PublicKeyEntry[], algorithm: SignatureAlgorithm): Buffer {
-    for (let i = 0; i < keys.length; i++) if (keys[i].algorithm === algorithm) return keys[i].key
-    throw new ImageError("signature", "signature without a public key of its algorithm")
-}
-
-/**
- * Every required algorithm must have a signature that verifies; a further signature is
- * verified too when this board can (so a bad one is never ignored where it can be seen).
- */
-async function checkSignatures(
-    crypto: Crypto,
-    policy: SignaturePolicy,
-    trailer: ImageTrailer,
-    message: Buffer
-): Promise<void> {
-    const required = requiredAlgorithms(policy, trailer.publicKeys)
-    const available = crypto.verifiers()
-    let verified = 0
-    for (let i = 0; i < trailer.signatures.length; i++) {
-        const entry: SignatureEntry = trailer.signatures[i]
-        const key = keyFor(trailer.publicKeys, entry.algorithm)
-        const isRequired = required.indexOf(entry.algorithm) >= 0
-        if (!isRequired && available.indexOf(entry.algorithm) < 0) continue
-        const ok = await crypto.verify(entry.algorithm, key, message, entry.signature)
-        if (ok !== true) throw new ImageError("signature", "signature does not verify")
-        if (isRequired) verified = verified + 1
-    }
-    if (verified !== required.length)
-        throw new ImageError("signature-policy", "a signature the policy requires is missing")
-}
-
-/**
- * The trust checks of a signed trailer, shared with update offers (ota/offer.ts): the key
- * digest against the OTP slots, the public keys against the key digest, then the signatures
- * over `message` under `policy`. Returns the OTP key slot that matched; ImageError naming
- * the failed check ("key-revoked", "key-unknown", "public-key", "signature", ...).
- */
-export async function verifyTrailerTrust(
-    crypto: Crypto,
-    trailer: ImageTrailer,
-    message: Buffer,
-    anchors: OtpKeySlot[],
-    policy: SignaturePolicy
-): Promise<number> {
-    const keySlot = checkSigner(crypto, trailer, anchors)
-    await checkSignatures(crypto, policy, trailer, message)
-    return keySlot
-}
-
 class HashedImage {
     digest: Buffer = Buffer.alloc(0)
     payload: Buffer | null = null
@@ -279,9 +185,10 @@ async function hashImage(
 /**
  * Verifies an image against a policy. Checks, in order: the layout (readImageLayout), the
  * device class, the security counter, the key digest against the OTP slots, the public
- * keys against the key digest, the digest over header || payload, then the signatures over
- * signedMessage(digest, keyDigest). Throws ImageError naming the first failed check; read
- * errors of the source (FlashError, PowerLoss) pass through unchanged.
+ * keys against the key digest, the signatures the policy requires present, the digest over
+ * header || payload, then the signatures over signedMessage(digest, keyDigest). Throws
+ * ImageError naming the first failed check; read errors of the source (FlashError,
+ * PowerLoss) pass through unchanged. The result reports a verdict per signature.
  */
 export async function verifyImage(
     crypto: Crypto,
@@ -298,6 +205,7 @@ export async function verifyImage(
         throw new ImageError("security-counter", "security counter below the device's")
 
     const keySlot = checkSigner(crypto, trailer, policy.anchors)
+    const required = planSignatures(policy.signaturePolicy, trailer)
 
     const hashed = await hashImage(crypto, src, layout, policy.keepPayload)
     const digest = hashed.digest
@@ -305,7 +213,15 @@ export async function verifyImage(
         throw new ImageError("digest", "digest does not match header and payload")
 
     const message = signedMessage(digest, trailer.keyDigest)
-    await checkSignatures(crypto, policy.signaturePolicy, trailer, message)
+    const accept = policy.acceptUnverifiableEcdsa === true
+    const signatures = await checkSignatures(
+        crypto,
+        policy.signaturePolicy,
+        required,
+        trailer,
+        message,
+        accept
+    )
 
     return {
         header: header,
@@ -313,5 +229,6 @@ export async function verifyImage(
         keySlot: keySlot,
         length: layout.length,
         payload: hashed.payload,
+        signatures: signatures,
     }
 }

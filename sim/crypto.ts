@@ -237,3 +237,32 @@ export class SimCrypto implements Crypto {
         throw new UnsupportedError("signature algorithm " + String(algorithm))
     }
 }
+
+/**
+ * SimCrypto that verifies only `algorithms`: the sim's stand-in for a board that cannot
+ * check the others (a DeviceScript board verifies SLH-DSA alone). `verifiers()` lists only
+ * them and `verify` refuses the rest with UnsupportedError, as the contract says.
+ */
+export class RestrictedCrypto extends SimCrypto {
+    private readonly only: SignatureAlgorithm[]
+
+    constructor(algorithms: SignatureAlgorithm[]) {
+        super()
+        this.only = algorithms.filter((a) => ALGORITHMS.includes(a))
+    }
+
+    override verifiers(): SignatureAlgorithm[] {
+        return this.only.slice(0)
+    }
+
+    override async verify(
+        algorithm: SignatureAlgorithm,
+        publicKey: Buffer,
+        message: Buffer,
+        signature: Buffer
+    ): Promise<boolean> {
+        if (!this.only.includes(algorithm))
+            throw new UnsupportedError("signature algorithm " + String(algorithm))
+        return super.verify(algorithm, publicKey, message, signature)
+    }
+}

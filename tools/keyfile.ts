@@ -1,8 +1,8 @@
 /**
- * Release-key files of the vendor (DESIGN.md section 5; GP-TM-01, GP-TM-03): `release.key`
- * (private, mode 0600, never overwritten) and `release.pub` (public keys plus the trust
- * anchor that goes into an OTP key slot). An identity is a list of keys so the later hybrid
- * ECDSA P-256 + SLH-DSA-SHA2-128s identity fits the same files. Readers validate every field.
+ * Release-key files of the vendor (DESIGN.md section 5; GP-TM-01, GP-TM-03, GP-TM-35):
+ * `release.key` (private, mode 0600, never overwritten) and `release.pub` (public keys plus
+ * the trust anchor that goes into an OTP key slot). An identity is a list of keys: one
+ * classical key, or the hybrid ECDSA P-256 + SLH-DSA-SHA2-128s pair under one anchor.
  */
 
 import {
@@ -17,6 +17,7 @@ import {
 import { join } from "node:path"
 import { p256 } from "@noble/curves/nist.js"
 import { ed25519 } from "@noble/curves/ed25519.js"
+import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
 import { SignatureAlgorithm } from "../hal/crypto"
 import { AnchorError, anchorDigest, publicKeyLength, PublicKeyEntry } from "../boot/anchor"
 import { SimCrypto } from "../sim/crypto"
@@ -30,7 +31,7 @@ export const PUBLIC_KEY_FILE = "release.pub"
 /** What a key file says its identity is: one classical key, or the hybrid pair. */
 export type IdentityAlgorithm = "ecdsa-p256-sha256" | "ed25519" | "hybrid"
 /** The `--alg` choices of `bulwark keys new`. */
-export type KeyChoice = "p256" | "ed25519"
+export type KeyChoice = "p256" | "ed25519" | "hybrid"
 
 export interface PrivateKeyEntry {
     algorithm: SignatureAlgorithm
@@ -81,21 +82,42 @@ function derivePublicKey(algorithm: SignatureAlgorithm, privateKey: Buffer): Buf
     return Buffer.from(privateKey.subarray(32, 64))
 }
 
-/** A fresh identity from the system CSPRNG (noble uses crypto.getRandomValues). */
+function newP256Key(): PrivateKeyEntry {
+    const sk = Buffer.from(p256.utils.randomSecretKey())
+    const pk = derivePublicKey("ecdsa-p256-sha256", sk)
+    return { algorithm: "ecdsa-p256-sha256", privateKey: sk, publicKey: pk }
+}
+
+/** SLH-DSA-SHA2-128s key generation (FIPS 205 Algorithm 21) from a fresh 48-byte seed. */
+function newSlhDsaKey(): PrivateKeyEntry {
+    const pair = slh_dsa_sha2_128s.keygen()
+    return {
+        algorithm: "slh-dsa-sha2-128s",
+        privateKey: Buffer.from(pair.secretKey),
+        publicKey: Buffer.from(pair.publicKey),
+    }
+}
+
+/**
+ * A fresh identity from the system CSPRNG (noble uses crypto.getRandomValues): one P-256 or
+ * Ed25519 key, or for "hybrid" a P-256 key and an SLH-DSA-SHA2-128s key under one anchor.
+ */
 export function generateReleaseKey(choice: KeyChoice): ReleasePrivateKey {
-    let entry: PrivateKeyEntry
+    let keys: PrivateKeyEntry[]
+    let algorithm: IdentityAlgorithm
     if (choice === "p256") {
-        const sk = Buffer.from(p256.utils.randomSecretKey())
-        const pk = derivePublicKey("ecdsa-p256-sha256", sk)
-        entry = { algorithm: "ecdsa-p256-sha256", privateKey: sk, publicKey: pk }
+        keys = [newP256Key()]
+        algorithm = "ecdsa-p256-sha256"
     } else if (choice === "ed25519") {
         const sk = Buffer.from(ed25519.utils.randomSecretKey())
-        entry = { algorithm: "ed25519", privateKey: sk, publicKey: derivePublicKey("ed25519", sk) }
+        keys = [{ algorithm: "ed25519", privateKey: sk, publicKey: derivePublicKey("ed25519", sk) }]
+        algorithm = "ed25519"
+    } else if (choice === "hybrid") {
+        keys = [newP256Key(), newSlhDsaKey()]
+        algorithm = "hybrid"
     } else {
-        throw new UsageError("--alg must be p256 or ed25519")
+        throw new UsageError("--alg must be p256, ed25519 or hybrid")
     }
-    const keys = [entry]
-    const algorithm = entry.algorithm as IdentityAlgorithm
     return { algorithm: algorithm, keys: keys, anchor: releaseAnchor(publicEntries(keys)) }
 }
 

@@ -8,7 +8,6 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { p256 } from "@noble/curves/nist.js"
 import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
 import { verifyImage } from "../../boot/image"
 import {
@@ -20,24 +19,15 @@ import {
     signedMessage,
 } from "../../boot/image-format"
 import { readU32 } from "../../boot/bytes"
-import { Crypto, SignatureAlgorithm } from "../../hal/crypto"
-import { SimCrypto } from "../../sim/crypto"
+import { Crypto } from "../../hal/crypto"
+import { RestrictedCrypto } from "../../sim/crypto"
 import { readPrivateKeyFile, ReleasePrivateKey } from "../../tools/keyfile"
 import { bufferSource } from "../../tools/signer"
-import { checkOf, crypto, identity, policyFor, signedImage } from "./helpers"
+import { checkOf, crypto, identity, policyFor } from "./helpers"
+import { loadHybrid } from "./fixtures/hybrid"
 
 let key: ReleasePrivateKey
 let image: Buffer
-
-/** A board whose Crypto verifies only some algorithms, like a DeviceScript board. */
-class LimitedCrypto extends SimCrypto {
-    constructor(private readonly only: SignatureAlgorithm[]) {
-        super()
-    }
-    override verifiers(): SignatureAlgorithm[] {
-        return this.only.slice(0)
-    }
-}
 
 function trailerStart(bytes: Buffer): number {
     return HEADER_SIZE + readU32(bytes, 12)
@@ -74,22 +64,10 @@ async function verifyWith(c: Crypto, bytes: Buffer, policy: "classical" | "hybri
     return verifyImage(c, bufferSource(bytes), policyFor(key, { signaturePolicy: policy }))
 }
 
-beforeAll(async () => {
-    const ecSecret = Buffer.alloc(32, 0x44)
-    const slh = slh_dsa_sha2_128s.keygen(Buffer.alloc(48, 0x55))
-    key = identity("hybrid", [
-        {
-            algorithm: "ecdsa-p256-sha256",
-            privateKey: ecSecret,
-            publicKey: Buffer.from(p256.getPublicKey(ecSecret, false)),
-        },
-        {
-            algorithm: "slh-dsa-sha2-128s",
-            privateKey: Buffer.from(slh.secretKey),
-            publicKey: Buffer.from(slh.publicKey),
-        },
-    ])
-    image = await signedImage({ key })
+beforeAll(() => {
+    const fixture = loadHybrid()
+    key = fixture.a
+    image = fixture.imageA
 })
 
 describe("hybrid images", () => {
@@ -123,7 +101,7 @@ describe("hybrid images", () => {
     })
 
     it("pq-only on a board without ECDSA checks SLH-DSA alone", async () => {
-        const board = new LimitedCrypto(["slh-dsa-sha2-128s"])
+        const board = new RestrictedCrypto(["slh-dsa-sha2-128s"])
 
         expect((await verifyWith(board, withCorruptSignature(1), "pq-only")).keySlot).toBe(0)
         expect(await checkOf(verifyWith(board, withCorruptSignature(3), "pq-only"))).toBe(

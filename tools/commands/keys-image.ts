@@ -1,8 +1,8 @@
 /**
- * `bulwark keys new`, `bulwark image sign|inspect|verify` (docs/image-format.md; GP-TM-03,
- * GP-TM-04, GP-TM-06). Exit 0 on success or a valid image, 1 when verification refuses
- * (JSON {"ok":false,"check":...}), 2 for bad usage and unreadable files. Key files are
- * never overwritten.
+ * `bulwark keys new`, `bulwark image sign|inspect|verify` (docs/image-format.md,
+ * docs/signatures.md; GP-TM-03, GP-TM-04, GP-TM-06, GP-TM-34). Exit 0 on success or a valid
+ * image, 1 when verification refuses (JSON {"ok":false,"check":...,"signatures":[...]}),
+ * 2 for bad usage and unreadable files. Key files are never overwritten.
  */
 
 import { readFileSync, writeFileSync } from "node:fs"
@@ -19,7 +19,13 @@ import {
     UsageError,
 } from "../args"
 import { registerCommands } from "../cli"
-import { ImageError, readImageLayout, verifyImage, VerifyPolicy } from "../../boot/image"
+import {
+    ImageError,
+    readImageLayout,
+    SignatureReport,
+    verifyImage,
+    VerifyPolicy,
+} from "../../boot/image"
 import {
     ENTRY_DIGEST,
     ENTRY_KEY_DIGEST,
@@ -28,8 +34,9 @@ import {
 } from "../../boot/image-format"
 import { algorithmFromId } from "../../boot/anchor"
 import { SignaturePolicy } from "../../boot/profile"
+import { Crypto, SignatureAlgorithm } from "../../hal/crypto"
 import { OTP_KEY_SLOT_COUNT, OtpKeySlot } from "../../hal/otp"
-import { SimCrypto } from "../../sim/crypto"
+import { RestrictedCrypto, SimCrypto } from "../../sim/crypto"
 import {
     generateReleaseKey,
     KeyChoice,
@@ -42,6 +49,30 @@ import {
 import { bufferSource, buildSignedImage } from "../signer"
 
 const POLICIES: SignaturePolicy[] = ["classical", "hybrid", "pq-only"]
+const KEY_CHOICES = ["p256", "ed25519", "hybrid"]
+
+/**
+ * What each target can verify (docs/signatures.md, per-target table): the sim and the host
+ * tools check every algorithm; a DeviceScript board has native SHA-256 but no elliptic-curve
+ * arithmetic, so it checks SLH-DSA alone.
+ */
+const TARGET_VERIFIERS: Record<string, SignatureAlgorithm[]> = {
+    sim: ["ecdsa-p256-sha256", "ed25519", "slh-dsa-sha2-128s"],
+    devicescript: ["slh-dsa-sha2-128s"],
+}
+
+function targetCrypto(target: string): Crypto {
+    const algorithms = TARGET_VERIFIERS[target]
+    if (!Object.hasOwn(TARGET_VERIFIERS, target) || algorithms === undefined)
+        throw new UsageError("--target must be sim or devicescript")
+    return target === "sim" ? new SimCrypto() : new RestrictedCrypto(algorithms)
+}
+
+function verdictText(reports: SignatureReport[]): string[] {
+    return reports.map(
+        (r) => `signature ${r.algorithm}: ${r.verdict}${r.required ? " (required)" : ""}`
+    )
+}
 
 function out(json: boolean, value: Record<string, unknown>, text: string): void {
     if (json) process.stdout.write(JSON.stringify(value) + "\n")
@@ -97,14 +128,23 @@ async function keysNew(argv: string[]): Promise<number> {
     const args = parseArgs(argv, ["out", "alg"], ["json"])
     const dir = resolve(requireFlag(args, "out"))
     const alg = flag(args, "alg") ?? "p256"
-    if (alg !== "p256" && alg !== "ed25519") throw new UsageError("--alg must be p256 or ed25519")
+    if (!KEY_CHOICES.includes(alg)) throw new UsageError("--alg must be p256, ed25519 or hybrid")
     const key = generateReleaseKey(alg as KeyChoice)
     const paths = writeReleaseKeyFiles(dir, key)
     const anchor = key.anchor.toString("hex")
+    const algorithms = key.keys.map((k) => k.algorithm)
     out(
         hasFlag(args, "json"),
-        { ok: true, algorithm: key.algorithm, key: paths.keyPath, pub: paths.pubPath, anchor },
-        `wrote ${paths.keyPath} (mode 0600) and ${paths.pubPath}\nanchor ${anchor}`
+        {
+            ok: true,
+            algorithm: key.algorithm,
+            keys: algorithms,
+            key: paths.keyPath,
+            pub: paths.pubPath,
+            anchor,
+        },
+        `wrote ${paths.keyPath} (mode 0600) and ${paths.pubPath}\n` +
+            `keys ${algorithms.join(" + ")}\nanchor ${anchor}`
     )
     return 0
 }
@@ -131,10 +171,12 @@ async function imageSign(argv: string[]): Promise<number> {
     writeFileSync(outPath, image)
     const layout = await readImageLayout(bufferSource(image), true)
     const digest = layout.trailer.digest.toString("hex")
+    const signatures = layout.trailer.signatures.map((s) => s.algorithm)
     out(
         hasFlag(args, "json"),
-        { ok: true, out: outPath, size: image.length, digest: digest },
-        `signed ${outPath} (${image.length} bytes), digest ${digest}`
+        { ok: true, out: outPath, size: image.length, digest: digest, signatures: signatures },
+        `signed ${outPath} (${image.length} bytes), digest ${digest}, ` +
+            `signatures ${signatures.join(" + ")}`
     )
     return 0
 }
@@ -185,7 +227,11 @@ async function imageInspect(argv: string[]): Promise<number> {
 }
 
 async function imageVerify(argv: string[]): Promise<number> {
-    const args = parseArgs(argv, ["trust", "class", "counter", "policy"], ["json"])
+    const args = parseArgs(
+        argv,
+        ["trust", "class", "counter", "policy", "target"],
+        ["json", "accept-unverifiable-ecdsa"]
+    )
     const path = resolve(onePositional(args.positional, "IMAGE"))
     const trustFiles = flagList(args, "trust")
     if (trustFiles.length === 0) throw new UsageError("missing --trust")
@@ -198,6 +244,7 @@ async function imageVerify(argv: string[]): Promise<number> {
     const policyName = flag(args, "policy") ?? "classical"
     if (POLICIES.indexOf(policyName as SignaturePolicy) < 0)
         throw new UsageError("--policy must be classical, hybrid or pq-only")
+    const crypto = targetCrypto(flag(args, "target") ?? "sim")
     const bytes = readInput(path, "image")
     const src = bufferSource(bytes)
     let deviceClass = flag(args, "class")
@@ -216,29 +263,38 @@ async function imageVerify(argv: string[]): Promise<number> {
         signaturePolicy: policyName as SignaturePolicy,
         exact: true,
         keepPayload: false,
+        acceptUnverifiableEcdsa: hasFlag(args, "accept-unverifiable-ecdsa"),
     }
     try {
-        const verified = await verifyImage(new SimCrypto(), src, policy)
+        const verified = await verifyImage(crypto, src, policy)
         const digest = verified.digest.toString("hex")
+        const signatures = verified.signatures
         out(
             hasFlag(args, "json"),
-            { ok: true, header: verified.header, digest, keySlot: verified.keySlot },
-            `valid: ${verified.header.deviceClass} ${verified.header.version}, ` +
-                `key slot ${verified.keySlot}, digest ${digest}`
+            { ok: true, header: verified.header, digest, keySlot: verified.keySlot, signatures },
+            [
+                `valid: ${verified.header.deviceClass} ${verified.header.version}, ` +
+                    `key slot ${verified.keySlot}, digest ${digest}`,
+                ...verdictText(signatures),
+            ].join("\n")
         )
         return 0
     } catch (err) {
-        if (err instanceof ImageError)
-            throw new RefusedError(`image refused: ${err.check}`, { check: err.check })
-        throw err
+        if (!(err instanceof ImageError)) throw err
+        const details: Record<string, unknown> = { check: err.check }
+        if (err.signatures !== null) details.signatures = err.signatures
+        const lines = [`image refused: ${err.check}`, ...verdictText(err.signatures ?? [])]
+        throw new RefusedError(lines.join("; "), details)
     }
 }
 
 registerCommands([
     {
         words: ["keys", "new"],
-        usage: "keys new --out DIR [--alg p256|ed25519] [--json]",
-        summary: "create a release key pair (DIR/release.key, mode 0600; DIR/release.pub)",
+        usage: "keys new --out DIR [--alg p256|ed25519|hybrid] [--json]",
+        summary:
+            "create a release identity (DIR/release.key, mode 0600; DIR/release.pub); " +
+            "hybrid: ECDSA P-256 + SLH-DSA-SHA2-128s under one anchor",
         run: keysNew,
     },
     {
@@ -259,8 +315,11 @@ registerCommands([
         words: ["image", "verify"],
         usage:
             "image verify IMAGE --trust PUB [--trust PUB ...] [--class C] [--counter N] " +
-            "[--policy classical|hybrid|pq-only] [--json]",
-        summary: "verify an image as the boot stub would (exit 0 valid, 1 refused)",
+            "[--policy classical|hybrid|pq-only] [--target sim|devicescript] " +
+            "[--accept-unverifiable-ecdsa] [--json]",
+        summary:
+            "verify an image as the boot stub of the target would (exit 0 valid, 1 refused); " +
+            "reports a verdict per signature: passed, failed or unverifiable",
         run: imageVerify,
     },
 ])
