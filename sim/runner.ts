@@ -10,6 +10,7 @@ import { runBootStub, BootDecision, SlotRefusal } from "../boot/stub"
 import { ResetReason } from "../hal/clock"
 import { AppReport, AppState } from "../src/app"
 import { SimBoard } from "./board"
+import { TearMode } from "./flash"
 import { loadAppBundle, RunningApp } from "./loader"
 import { simMqttTransport } from "./mqtt"
 import { RebootSignal } from "./power"
@@ -55,6 +56,12 @@ export interface DeviceHandle {
     app(): AppState | null
     /** Resolves once `predicate` holds (checked every 20 ms); rejects after `timeoutMs`. */
     waitFor(predicate: (h: DeviceHandle) => boolean, timeoutMs: number, what?: string): Promise<void>
+    /**
+     * Fault injection (tests, the demo): cuts power during the (afterOps+1)-th flash program
+     * or erase of the running board from now, tearing it; the device then powers up again
+     * and goes through the boot stub, as after a real cut.
+     */
+    cutPowerAfter(afterOps: number, tear?: TearMode): void
     /** Stops the app, closes the session and powers the board off. */
     stop(): Promise<void>
 }
@@ -75,6 +82,7 @@ class Runner implements DeviceHandle {
     private wake: () => void = () => undefined
     private readonly stopSignal: Promise<"stop">
     private finished: Promise<void> = Promise.resolve()
+    private board: SimBoard | null = null
 
     constructor(
         readonly dir: string,
@@ -100,6 +108,11 @@ class Runner implements DeviceHandle {
             if (Date.now() > deadline) throw new Error("device " + this.dir + ": timed out waiting for " + what)
             await new Promise((resolve) => setTimeout(resolve, 20))
         }
+    }
+
+    cutPowerAfter(afterOps: number, tear: TearMode = "prefix"): void {
+        if (this.board === null) throw new Error("device " + this.dir + " is not powered")
+        this.board.flash.armPowerCut(afterOps, tear)
     }
 
     async stop(): Promise<void> {
@@ -132,6 +145,7 @@ class Runner implements DeviceHandle {
 
     /** One power-on: boot stub, app, until a reset or stop. */
     private async runOnce(board: SimBoard): Promise<void> {
+        this.board = board
         const record: BootRecord = {
             index: this.records.length + 1,
             booted: null,
