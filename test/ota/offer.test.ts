@@ -94,7 +94,7 @@ describe("offer format", () => {
         expect(await refusal(encodeOfferBody(sampleOffer()))).toBe("unsigned")
     })
 
-    it("GP-TM-07: an offer signed by a key the device does not anchor is refused", async () => {
+    it("GP-TM-07/41: an offer signed by a key the device does not anchor is refused", async () => {
         expect(await refusal(await signOffer(sampleOffer(), other))).toBe("key-unknown")
     })
 

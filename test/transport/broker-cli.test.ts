@@ -22,7 +22,7 @@ function exitOf(child: ReturnType<typeof spawn>): Promise<number | null> {
 }
 
 describe("bulwark broker (GP-TM-39)", () => {
-    it("GP-TM-39: listens on loopback with TLS only and stops on SIGTERM", async () => {
+    it("GP-TM-39/50: listens on loopback with TLS only and stops on SIGTERM", async () => {
         const argv = [BIN, "broker", "--ca", fleet.caDir, "--port", "0", "--json", "--quiet"]
         const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] })
         const exited = exitOf(child)

@@ -130,7 +130,7 @@ describe("TLS only (GP-TM-39, GP-TM-40)", () => {
         expect(lastRefusal()).toMatch(/expired/i)
     })
 
-    it("GP-TM-44: the device refuses a broker certificate from another CA", async () => {
+    it("GP-TM-42/44: the device refuses a broker certificate from another CA", async () => {
         const certDir = otherFleet.brokerDir
         const fake = await startBroker({ caDir: fleet.caDir, certDir, port: 0 })
         try {
@@ -167,7 +167,7 @@ describe("per-device authorisation (GP-TM-21, 37, 38, 43, 47, 48)", () => {
         expect(events.some((e) => e.event === "refused" && e.reason === "client id")).toBe(true)
     })
 
-    it("GP-TM-47: device A cannot subscribe to device B's topics", async () => {
+    it("GP-TM-27/47: device A cannot subscribe to device B's topics", async () => {
         const a = await transportFor(devA).connect(connectOptions(broker.port, fleet.ca, "dev-a"))
 
         await expectTransportError(a.subscribe("bulwark/dev-b/#", 1), ["refused"])
@@ -177,7 +177,7 @@ describe("per-device authorisation (GP-TM-21, 37, 38, 43, 47, 48)", () => {
         await a.close()
     })
 
-    it("GP-TM-38: device A cannot publish to device B's topics; B never sees it", async () => {
+    it("GP-TM-29/38: device A cannot publish to device B's topics; B never sees it", async () => {
         const b = await transportFor(devB).connect(connectOptions(broker.port, fleet.ca, "dev-b"))
         await b.subscribe("bulwark/dev-b/#", 1)
         const a = await transportFor(devA).connect(connectOptions(broker.port, fleet.ca, "dev-a"))
