@@ -40,9 +40,10 @@ export interface Slice {
 /**
  * Embedded JSON per VM program. The VM aborts on a program image near 125 KB, and the
  * compiler corrupts one string literal past about 32 KB, so cases are embedded one JSON text
- * each, without names or expectations (Node compares), in batches of at most this size.
+ * each, without names or expectations (Node compares), in batches of at most this size;
+ * runVectorsInVm splits a batch again when its program still does not load.
  */
-const BATCH_JSON_BYTES = 48_000
+const BATCH_JSON_BYTES = 32_000
 
 function embedded(c: VectorCase): string {
     const carried: Record<string, unknown> = { call: c.call, args: c.args }
@@ -192,16 +193,44 @@ export function parseVmLog(log: string): {
     return { outcomes, count, ended, deviceStart }
 }
 
+/** Splits a batch in two: by slices, or a lone slice by its cases; null if it is one case. */
+export function halves(batch: Slice[]): [Slice[], Slice[]] | null {
+    if (batch.length > 1) {
+        const mid = Math.ceil(batch.length / 2)
+        return [batch.slice(0, mid), batch.slice(mid)]
+    }
+    const only = batch[0]
+    if (only.cases.length < 2) return null
+    const mid = Math.ceil(only.cases.length / 2)
+    return [
+        [{ ...only, cases: only.cases.slice(0, mid) }],
+        [{ ...only, first: only.first + mid, cases: only.cases.slice(mid) }],
+    ]
+}
+
+/** The VM aborts at load, before printing anything, when the program image is too large. */
+function tooLarge(log: string, parsed: ReturnType<typeof parseVmLog>): boolean {
+    return parsed.outcomes.size === 0 && !parsed.ended && /Aborted\(/.test(log)
+}
+
+/** VM programs run at once: each spends much of its time waiting on the VM's timers. */
+const PARALLEL_RUNS = 2
+
 /**
- * Runs the sets that run on "vm", one VM program per batch, one after the other (each
- * `devs run --test` is bounded by `timeoutMs`), and merges what they printed.
+ * Runs the sets that run on "vm", one VM program per batch, two at a time (each
+ * `devs run --test` is bounded by `timeoutMs`), and merges what they printed. A batch whose
+ * program is too large for the VM (its code grows with the modules the sets call) is split
+ * in two and run again.
  */
 export async function runVectorsInVm(
     sets: LoadedSet[],
     workDir: string,
     timeoutMs: number
 ): Promise<VmRun> {
-    const all = batches(sets.filter((s) => runsOn(s.set, "vm")))
+    const queue = batches(sets.filter((s) => runsOn(s.set, "vm"))).map((batch, i) => ({
+        batch,
+        start: i === 0,
+    }))
     const result: VmRun = {
         outcomes: new Map(),
         count: 0,
@@ -209,24 +238,39 @@ export async function runVectorsInVm(
         deviceStart: "",
         exitCode: 0,
         timedOut: false,
-        batches: all.length,
+        batches: 0,
         log: "",
     }
-    for (let b = 0; b < all.length; b++) {
-        const dir = join(workDir, `batch-${b}`)
-        stageSources(REPO_ROOT, dir, vmProgramFiles())
-        writeFileSync(join(dir, "main.ts"), vmProgramSource(all[b], b === 0))
-        const args = ["run", "main.ts", "--test", "--test-self-exit", "-T", String(timeoutMs)]
-        const run = await runDevs([...args, "--ignore-missing-config"], dir, timeoutMs + 60_000)
-        const log = plain(run.stdout + run.stderr)
-        const parsed = parseVmLog(log)
-        for (const [id, text] of parsed.outcomes) result.outcomes.set(id, text)
-        result.count += parsed.count
-        result.ended = result.ended && parsed.ended
-        if (b === 0) result.deviceStart = parsed.deviceStart
-        result.exitCode = Math.max(result.exitCode, run.code)
-        result.timedOut = result.timedOut || run.timedOut
-        result.log += `--- batch ${b}\n` + log
+    let next = 0
+    const worker = async () => {
+        for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+            const n = next++
+            const dir = join(workDir, `batch-${n}`)
+            stageSources(REPO_ROOT, dir, vmProgramFiles())
+            writeFileSync(join(dir, "main.ts"), vmProgramSource(item.batch, item.start))
+            const args = ["run", "main.ts", "--test", "--test-self-exit", "-T", String(timeoutMs)]
+            const run = await runDevs([...args, "--ignore-missing-config"], dir, timeoutMs + 60_000)
+            const log = plain(run.stdout + run.stderr)
+            const parsed = parseVmLog(log)
+            const split = tooLarge(log, parsed) ? halves(item.batch) : null
+            if (split !== null) {
+                const [first, second] = split
+                queue.unshift({ batch: first, start: item.start }, { batch: second, start: false })
+                continue
+            }
+            result.batches++
+            for (const [id, text] of parsed.outcomes) result.outcomes.set(id, text)
+            result.count += parsed.count
+            result.ended = result.ended && parsed.ended
+            if (item.start) result.deviceStart = parsed.deviceStart
+            result.exitCode = Math.max(result.exitCode, run.code)
+            result.timedOut = result.timedOut || run.timedOut
+            const ok = run.code === 0 && parsed.ended
+            result.log += `--- batch ${n} (${ok ? "ok" : "failed"})\n` + log
+        }
     }
+    const workers: Promise<void>[] = []
+    for (let i = 0; i < PARALLEL_RUNS; i++) workers.push(worker())
+    await Promise.all(workers)
     return result
 }

@@ -28,8 +28,12 @@ afterAll(() => {
     if (workDir !== "") rmSync(workDir, { recursive: true, force: true })
 })
 
+/** The end of each failed batch's log (where the VM says why), for assertion messages. */
 function vmFailure(): string {
-    return vm.log.split("\n").slice(-40).join("\n")
+    const failed = vm.log.split("--- batch ").filter((b) => /^\d+ \(failed\)/.test(b))
+    const shown = failed.length > 0 ? failed : [vm.log]
+    const tail = (b: string) => b.split("\n").filter((l) => !l.includes("BWV ")).slice(-25)
+    return shown.map((b) => tail(b).join("\n")).join("\n")
 }
 
 describe("DeviceScript VM", () => {
