@@ -13,6 +13,8 @@ import { UsageError } from "../../tools/args"
 import { buildDevice, entrySource } from "../../tools/device-build"
 import { portableModules, TOOLS_ROOT } from "../../tools/device-common"
 
+/** A full build takes 5 to 20 s; CI runs it beside the rest of the suite on two cores. */
+const BUILD_TIMEOUT_MS = 180_000
 const temps: string[] = []
 
 function tempDir(prefix: string): string {
@@ -61,7 +63,7 @@ describe("device build", () => {
         expect(result.modules).toEqual(
             expect.arrayContaining(["boot/bytes.ts", "hal/devicescript/crypto.ts"])
         )
-    })
+    }, BUILD_TIMEOUT_MS)
 
     it("imports every portable module, the profile's board and src/device.ts last", () => {
         const modules = portableModules(TOOLS_ROOT)
@@ -104,5 +106,5 @@ describe("device build", () => {
         expect(result.diagnostics).toMatch(/boot\/static-probe\.ts\(2,\d+\): error .*static/)
         // Nothing else fails: the copied closure alone compiles, so the probes broke it.
         expect(errors.filter((l) => !/-probe\.ts\(/.test(l)), result.diagnostics).toEqual([])
-    })
+    }, BUILD_TIMEOUT_MS)
 })
