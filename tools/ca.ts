@@ -5,7 +5,7 @@
  * OU=operator). Private keys are written once, mode 0600, and never overwritten.
  */
 
-import "./reflect-metadata"
+import "reflect-metadata"
 import { randomBytes, X509Certificate as NodeX509, webcrypto } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { isIP } from "node:net"
