@@ -1,0 +1,313 @@
+/**
+ * Preferences store (docs/privacy.md, "Storage"; GP-TM-20, GP-TM-12): a small power-safe
+ * key-value record on the "prefs" partition, for owner preferences, consent and personal
+ * data. Two copies, each half the partition; a write goes to the copy that does not hold the
+ * newest record, then the older copy is erased, so a torn write loses only that change and
+ * no superseded value stays readable in flash. Updates and the boot stub never write here.
+ */
+
+import { equalBytes, readU32, writeU32 } from "../boot/bytes"
+import { Crypto } from "../hal/crypto"
+import { FlashPartition } from "../hal/flash"
+import { jsonText } from "./privacy/json"
+
+export const PARTITION_PREFS = "prefs"
+
+/**
+ * Copy layout, big-endian: magic "BWPF" | version u8 | 3 reserved (0) | seq u32 |
+ * body length u32 | body (a JSON object of string values, UTF-8) | SHA-256 over header and
+ * body; padded with 0xFF to the write alignment.
+ */
+const MAGIC = "BWPF"
+const FORMAT_VERSION = 1
+const HEADER_LENGTH = 16
+const DIGEST_LENGTH = 32
+/** Keys: 1 to 48 of a-z, 0-9, '.', '-', '_'. */
+export const MAX_KEY_LENGTH = 48
+
+/**
+ * Checks: "partition" (fewer than two sectors), "key" (not a key name), "value" (not a
+ * string), "full" (the record would not fit one copy), "busy" (another write in flight).
+ */
+export class PrefsError extends Error {
+    readonly check: string
+    constructor(check: string, message: string) {
+        super("prefs: " + check + ": " + message)
+        this.name = "PrefsError"
+        this.check = check
+    }
+}
+
+/** A batch of changes: a string sets the key, null removes it. */
+export type PrefsChanges = { [key: string]: string | null }
+
+/**
+ * What users of a prefs store rely on. PrefsStore keeps it on a flash partition; a board
+ * without raw flash (DeviceScript) would provide another implementation with the same
+ * promise: each write is all or nothing across a power cut.
+ */
+export interface Prefs {
+    get(key: string): string | null
+    keys(): string[]
+    set(key: string, value: string): Promise<void>
+    remove(key: string): Promise<void>
+    /** Every change in one write: a string sets the key, null removes it. */
+    update(changes: PrefsChanges): Promise<void>
+    /** Replaces the whole content, leaving nothing of what it removes readable. */
+    replaceAll(values: { [key: string]: string }): Promise<void>
+}
+
+/** True for 1 to MAX_KEY_LENGTH characters of a-z, 0-9, '.', '-', '_'. */
+export function isPrefsKey(key: unknown): boolean {
+    if (typeof key !== "string" || key.length < 1 || key.length > MAX_KEY_LENGTH) return false
+    for (let i = 0; i < key.length; i++) {
+        const c = key.charCodeAt(i)
+        const ok =
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d ||
+            c === 0x5f
+        if (!ok) return false
+    }
+    return true
+}
+
+/** Bytes of one copy: half the partition's sectors. */
+function copySize(p: FlashPartition): number {
+    const sectors = Math.floor(p.size / p.sectorSize)
+    if (sectors < 2) throw new PrefsError("partition", "needs at least two sectors")
+    return Math.floor(sectors / 2) * p.sectorSize
+}
+
+/**
+ * Serialises `values` with sequence number `seq`, padded with 0xFF to the write alignment.
+ * The check value is SHA-256 over header and body: native on every target, where a bytewise
+ * CRC over a 4 KiB record runs into DeviceScript's limit on loops without an await.
+ */
+export function encodePrefsRecord(
+    crypto: Crypto,
+    values: { [key: string]: string },
+    seq: number,
+    align: number
+): Buffer {
+    const body = Buffer.from(jsonText(values))
+    const header = Buffer.alloc(HEADER_LENGTH)
+    header.set(Buffer.from(MAGIC), 0)
+    header[4] = FORMAT_VERSION
+    writeU32(header, 8, seq)
+    writeU32(header, 12, body.length)
+    const digest = crypto.sha256([header, body])
+    const length = HEADER_LENGTH + body.length + DIGEST_LENGTH
+    const out = Buffer.alloc(Math.ceil(length / align) * align)
+    out.set(header, 0)
+    out.set(body, HEADER_LENGTH)
+    out.set(digest, HEADER_LENGTH + body.length)
+    for (let i = length; i < out.length; i++) out[i] = 0xff
+    return out
+}
+
+/** Checks a decoded body: an object whose keys are key names and whose values are strings. */
+function checkValues(parsed: unknown): { [key: string]: string } | null {
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return null
+    const obj = parsed as { [key: string]: any }
+    const keys = Object.keys(obj)
+    const out: { [key: string]: string } = {}
+    for (let i = 0; i < keys.length; i++) {
+        if (!isPrefsKey(keys[i]) || typeof obj[keys[i]] !== "string") return null
+        out[keys[i]] = obj[keys[i]]
+    }
+    return out
+}
+
+interface Copy {
+    seq: number
+    values: { [key: string]: string }
+}
+
+/** Reads one copy; null when it is erased, torn or otherwise not a whole record. */
+async function readCopy(
+    crypto: Crypto,
+    p: FlashPartition,
+    offset: number,
+    size: number
+): Promise<Copy | null> {
+    const header = await p.read(offset, HEADER_LENGTH)
+    if (header.slice(0, 4).toString() !== MAGIC || header[4] !== FORMAT_VERSION) return null
+    const length = readU32(header, 12)
+    if (length < 2 || length > size - HEADER_LENGTH - DIGEST_LENGTH) return null
+    const rest = await p.read(offset + HEADER_LENGTH, length + DIGEST_LENGTH)
+    const body = rest.slice(0, length)
+    if (!equalBytes(crypto.sha256([header, body]), rest.slice(length))) return null
+    let values: { [key: string]: string } | null = null
+    try {
+        values = checkValues(JSON.parse(body.toString("utf-8")))
+    } catch (e) {
+        return null
+    }
+    if (values === null) return null
+    return { seq: readU32(header, 8), values: values }
+}
+
+/**
+ * The store. `open` reads both copies, keeps the newest whole record and erases the other
+ * copy if anything is left in it (a superseded record or a torn write), so a change that
+ * a power cut interrupted after it was committed is finished at the next start.
+ *
+ *     const prefs = await PrefsStore.open(flash.partition(PARTITION_PREFS), board.crypto)
+ *     await prefs.update({ "pref.unit": "celsius", "pref.old": null })   // atomic
+ *     prefs.get("pref.unit")                                              // "celsius"
+ */
+export class PrefsStore implements Prefs {
+    private values: { [key: string]: string } = {}
+    private seq = 0
+    /** Index of the copy holding the newest record, -1 when both are empty. */
+    private current = -1
+    private readonly size: number
+    /** A write is in progress: a second writer meanwhile is refused ("busy"). */
+    private writing = false
+
+    /** SHA-256 of an erased sector: `scrub` compares digests, not 4 KiB byte by byte. */
+    private readonly blankDigest: Buffer
+
+    private constructor(
+        private readonly p: FlashPartition,
+        private readonly crypto: Crypto
+    ) {
+        this.size = copySize(p)
+        const blank = Buffer.alloc(p.sectorSize)
+        for (let i = 0; i < blank.length; i++) blank[i] = 0xff
+        this.blankDigest = crypto.sha256([blank])
+    }
+
+    /** Opens the store on `partition` (PARTITION_PREFS); PrefsError "partition" if too small. */
+    static async open(partition: FlashPartition, crypto: Crypto): Promise<PrefsStore> {
+        const store = new PrefsStore(partition, crypto)
+        await store.load()
+        return store
+    }
+
+    /** The value of `key`, or null. */
+    get(key: string): string | null {
+        const v = this.values[key]
+        return typeof v === "string" ? v : null
+    }
+
+    /** Every key held, in stored order. */
+    keys(): string[] {
+        return Object.keys(this.values)
+    }
+
+    /** A copy of every key and value held. */
+    snapshot(): { [key: string]: string } {
+        const out: { [key: string]: string } = {}
+        const keys = Object.keys(this.values)
+        for (let i = 0; i < keys.length; i++) out[keys[i]] = this.values[keys[i]]
+        return out
+    }
+
+    /** Bytes of JSON body one copy can hold. */
+    capacity(): number {
+        return this.size - HEADER_LENGTH - DIGEST_LENGTH
+    }
+
+    async set(key: string, value: string): Promise<void> {
+        const changes: PrefsChanges = {}
+        changes[key] = value
+        await this.update(changes)
+    }
+
+    async remove(key: string): Promise<void> {
+        const changes: PrefsChanges = {}
+        changes[key] = null
+        await this.update(changes)
+    }
+
+    /** Applies every change of `changes` in one power-safe write: all of them or none. */
+    async update(changes: PrefsChanges): Promise<void> {
+        await this.commit(this.applied(changes))
+    }
+
+    /**
+     * Replaces the whole content with `values` (an erasure keeps only what it names), in one
+     * power-safe write after which no removed value is left anywhere in the partition.
+     */
+    async replaceAll(values: { [key: string]: string }): Promise<void> {
+        const next = checkValues(values)
+        if (next === null) throw new PrefsError("key", "not a key name or not a string")
+        await this.commit(next)
+    }
+
+    /** The content after `changes`; PrefsError "key" or "value" for a bad change. */
+    private applied(changes: PrefsChanges): { [key: string]: string } {
+        const keys = Object.keys(changes)
+        for (let i = 0; i < keys.length; i++) {
+            if (!isPrefsKey(keys[i])) throw new PrefsError("key", "not a key name")
+            const value = changes[keys[i]]
+            if (value !== null && typeof value !== "string")
+                throw new PrefsError("value", "must be a string or null")
+        }
+
+        // Built afresh (no `delete`): the kept keys in their order, then the changed ones.
+        const next: { [key: string]: string } = {}
+        const held = Object.keys(this.values)
+        for (let i = 0; i < held.length; i++)
+            if (keys.indexOf(held[i]) < 0) next[held[i]] = this.values[held[i]]
+        for (let i = 0; i < keys.length; i++) {
+            const value = changes[keys[i]]
+            if (typeof value === "string") next[keys[i]] = value
+        }
+        return next
+    }
+
+    private async load(): Promise<void> {
+        const a = await readCopy(this.crypto, this.p, 0, this.size)
+        const b = await readCopy(this.crypto, this.p, this.size, this.size)
+        let pick = -1
+        if (a !== null && (b === null || a.seq >= b.seq)) pick = 0
+        else if (b !== null) pick = 1
+        const copy = pick === 0 ? a : b
+        if (copy !== null) {
+            this.values = copy.values
+            this.seq = copy.seq
+        }
+        this.current = pick
+        await this.scrub(pick === 0 ? 1 : 0)
+        if (pick < 0) await this.scrub(1)
+    }
+
+    /** Erases copy `index` unless it is already blank. */
+    private async scrub(index: number): Promise<void> {
+        const offset = index * this.size
+        let blank = true
+        for (let at = 0; at < this.size && blank; at += this.p.sectorSize)
+            blank = equalBytes(
+                this.crypto.sha256([await this.p.read(offset + at, this.p.sectorSize)]),
+                this.blankDigest
+            )
+        if (!blank) await this.p.erase(offset, this.size)
+    }
+
+    /**
+     * Writes `next` as the new record. One writer at a time: the store has no clock to wait
+     * on, so a write that starts while another is in flight (two fibers) is refused "busy";
+     * callers that share the store serialise their writes (the privacy manager does).
+     */
+    private async commit(next: { [key: string]: string }): Promise<void> {
+        const record = encodePrefsRecord(this.crypto, next, this.seq + 1, this.p.writeAlign)
+        if (record.length > this.size) throw new PrefsError("full", "record larger than a copy")
+        if (this.writing) throw new PrefsError("busy", "another write is in progress")
+        this.writing = true
+        try {
+            const target = this.current === 0 ? 1 : 0
+            await this.scrub(target)
+            await this.p.program(target * this.size, record)
+
+            // Committed: the new record is whole. Then the superseded one goes.
+            this.values = next
+            this.seq = this.seq + 1
+            const old = this.current
+            this.current = target
+            if (old >= 0) await this.p.erase(old * this.size, this.size)
+        } finally {
+            this.writing = false
+        }
+    }
+}
