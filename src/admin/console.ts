@@ -31,6 +31,15 @@ import {
 } from "./login"
 import { AdminStore } from "./store"
 
+/**
+ * A command another service adds to the owner's session (e.g. "privacy ..."): it sees the
+ * whole line and only runs while the owner is logged in. Its replies follow GP-TM-53 too.
+ */
+export interface ConsoleCommand {
+    word: string
+    handle: (line: string) => Promise<string[]>
+}
+
 export interface ConsoleDeps {
     crypto: Crypto
     clock: Clock
@@ -49,6 +58,8 @@ export interface ConsoleDeps {
     policy?: LoginPolicy
     /** PBKDF2 iterations for new owner-password hashes. */
     iterations?: number
+    /** Commands of other services, offered to the logged-in owner. */
+    commands?: ConsoleCommand[]
 }
 
 /** Where reply lines go (the HAL Console's writeLine, or a test's array). */
@@ -134,6 +145,11 @@ export class AdminConsole {
 
     isClosed(): boolean {
         return this.mode === "closed"
+    }
+
+    /** True while the owner is logged in (other services check it before acting). */
+    ownerLoggedIn(): boolean {
+        return this.mode === "ready"
     }
 
     /**
@@ -252,6 +268,10 @@ export class AdminConsole {
             return ["current password:"]
         }
         if (word === "audit-export") return await this.exportLines(out)
+        const extra = this.deps.commands ? this.deps.commands : []
+        const first = word.split(" ")[0]
+        for (let i = 0; i < extra.length; i++)
+            if (extra[i].word === first) return await extra[i].handle(word)
         return [REPLIES.unknown]
     }
 

@@ -12,7 +12,7 @@ import { ExportContext, ExportSink, serveConsoleExport } from "../audit/export"
 import { AuditLog, AuditLogOptions, PARTITION_AUDIT } from "../audit/log"
 import { PARTITION_IDENTITY, readIdentity } from "../identity"
 import { RateLimiter, describeSummary } from "../ratelimit"
-import { AdminConsole } from "./console"
+import { AdminConsole, ConsoleCommand } from "./console"
 import { LoginPolicy } from "./login"
 import { factoryReset, resumeFactoryReset } from "./recovery"
 import { AdminStore, PARTITION_SECURE_SETTINGS } from "./store"
@@ -118,6 +118,8 @@ export interface ConsoleOptions {
     policy?: LoginPolicy
     /** PBKDF2 iterations of new owner-password hashes. */
     iterations?: number
+    /** Commands of other services for the logged-in owner (see ConsoleCommand). */
+    commands?: ConsoleCommand[]
 }
 
 /**
@@ -170,6 +172,7 @@ export async function openAdminConsole(
                 : null,
             policy: options ? options.policy : undefined,
             iterations: options ? options.iterations : undefined,
+            commands: options ? options.commands : undefined,
         },
         recovery
     )

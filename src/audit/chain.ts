@@ -7,6 +7,8 @@
 
 import { concatBytes } from "../../boot/bytes"
 import { Crypto } from "../../hal/crypto"
+import { SecureElementError } from "../../hal/errors"
+import { SE_SLOT_AUDIT, SE_SLOT_IDENTITY, SecureElement } from "../../hal/secure-element"
 
 /** HMAC input prefix for the per-record MAC made in the secure element. */
 export const MAC_LABEL = "bulwark-audit-mac-v1"
@@ -64,4 +66,25 @@ export function signedDigest(crypto: Crypto, message: Buffer): Buffer {
 /** The 32 zero bytes the first record of a fresh log links to. */
 export function genesisHash(): Buffer {
     return Buffer.alloc(32)
+}
+
+/** The secure element's MAC of a record body, or null when the audit slot holds no key. */
+export async function auditMacOrNull(se: SecureElement, body: Buffer): Promise<Buffer | null> {
+    try {
+        return await se.hmac(SE_SLOT_AUDIT, macInput(body))
+    } catch (e) {
+        if (e instanceof SecureElementError && (e.code === "empty" || e.code === "zeroized"))
+            return null
+        throw e
+    }
+}
+
+/** The identity public key, or null on a device not provisioned yet. */
+export async function identityKeyOrNull(se: SecureElement): Promise<Buffer | null> {
+    try {
+        return await se.publicKey(SE_SLOT_IDENTITY)
+    } catch (e) {
+        if (e instanceof SecureElementError) return null
+        throw e
+    }
 }

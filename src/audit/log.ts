@@ -8,19 +8,21 @@
 
 import { Clock } from "../../hal/clock"
 import { Crypto } from "../../hal/crypto"
-import { PowerLoss, SecureElementError } from "../../hal/errors"
 import { FlashPartition } from "../../hal/flash"
 import { SE_SLOT_AUDIT, SE_SLOT_IDENTITY, SecureElement } from "../../hal/secure-element"
 import { equalBytes } from "../../boot/bytes"
 import {
     EVENTS,
+    auditMacOrNull,
     checkpointMessage,
     frameHash,
     genesisHash,
+    identityKeyOrNull,
     macInput,
     signedDigest,
 } from "./chain"
 import { ChainFindings, INTEGRITY_OK, Integrity, checkChain } from "./selfcheck"
+import { SerialQueue } from "./serial"
 import {
     RingGeometry,
     SectorInfo,
@@ -82,22 +84,6 @@ export interface LogHead {
 /** Visits one stored record; the frame is exactly what the chain hashes. */
 export type RecordVisitor = (record: AuditRecord) => Promise<void>
 
-async function settleAfter(run: Promise<number>): Promise<void> {
-    try {
-        await run
-    } catch (e) {
-        // The caller of `run` sees the error; the queue only needs to move on.
-    }
-}
-
-async function afterPrevious(
-    previous: Promise<void> | null,
-    task: () => Promise<number>
-): Promise<number> {
-    if (previous !== null) await previous
-    return await task()
-}
-
 export class AuditLog {
     private readonly infos: (SectorInfo | null)[] = []
     private headSector = 0
@@ -109,7 +95,7 @@ export class AuditLog {
     private liveFrom = 0
     private integrityState: Integrity = INTEGRITY_OK
     private closed = false
-    private queue: Promise<void> | null = null
+    private readonly queue = new SerialQueue()
     private readonly epochRecords: number
 
     private constructor(
@@ -162,17 +148,13 @@ export class AuditLog {
      */
     async append(entry: AuditEntry): Promise<number> {
         const self = this
-        const run = afterPrevious(this.queue, async () => await self.appendNow(entry))
-        this.queue = settleAfter(run)
-        return await run
+        return await this.queue.run(async () => await self.appendNow(entry))
     }
 
     /** Closes the current key epoch now with a signed checkpoint. */
     async checkpoint(): Promise<number> {
         const self = this
-        const run = afterPrevious(this.queue, async () => await self.checkpointNow())
-        this.queue = settleAfter(run)
-        return await run
+        return await this.queue.run(async () => await self.checkpointNow())
     }
 
     /** Visits the stored records from `fromSeq` on, oldest first. */
@@ -189,12 +171,10 @@ export class AuditLog {
      */
     async verifyStored(): Promise<Integrity> {
         const self = this
-        const run = afterPrevious(this.queue, async () => {
+        await this.queue.run(async () => {
             await self.selfCheck(true)
             return 0
         })
-        this.queue = settleAfter(run)
-        await run
         return this.integrityState
     }
 
@@ -315,23 +295,11 @@ export class AuditLog {
     }
 
     private async identityKeyOrNull(): Promise<Buffer | null> {
-        try {
-            return await this.deps.secureElement.publicKey(SE_SLOT_IDENTITY)
-        } catch (e) {
-            if (e instanceof SecureElementError) return null
-            throw e
-        }
+        return await identityKeyOrNull(this.deps.secureElement)
     }
 
-    /** The SE MAC of a body, or null when the audit slot holds no secret. */
     private async macOrNull(body: Buffer): Promise<Buffer | null> {
-        try {
-            return await this.deps.secureElement.hmac(SE_SLOT_AUDIT, macInput(body))
-        } catch (e) {
-            if (e instanceof SecureElementError && (e.code === "empty" || e.code === "zeroized"))
-                return null
-            throw e
-        }
+        return await auditMacOrNull(this.deps.secureElement, body)
     }
 
     private async appendNow(entry: AuditEntry): Promise<number> {
@@ -438,9 +406,4 @@ export class AuditLog {
             })
         }
     }
-}
-
-/** True for the error a power cut raises; callers let it end the run. */
-export function isPowerLoss(e: unknown): boolean {
-    return e instanceof PowerLoss
 }

@@ -229,6 +229,32 @@ describe("answers", () => {
     })
 })
 
+describe("other services' commands", () => {
+    it("GP-TM-25: a command another service adds runs only for the logged-in owner", async () => {
+        const { board } = await ownedBoard()
+        const seen: string[] = []
+        const session = await openConsole(board, undefined, [
+            {
+                word: "privacy",
+                handle: async (line) => {
+                    seen.push(line)
+                    return ["privacy ok"]
+                },
+            },
+        ])
+
+        const before = await session.say("privacy info")
+        await board.advance(5000)
+        await login(session, "owner", OWNER_PASSWORD)
+        const after = await session.say("privacy info")
+
+        expect(before).toEqual([REPLIES.needLogin])
+        expect(after).toEqual(["privacy ok"])
+        expect(seen).toEqual(["privacy info"])
+        expect(session.admin.ownerLoggedIn()).toBe(true)
+    })
+})
+
 describe("recovery", () => {
     it("GP-TM-26: without the button held there is no recovery command", async () => {
         const { board } = await ownedBoard()

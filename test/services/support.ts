@@ -4,7 +4,7 @@
  */
 
 import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
-import { AdminConsole } from "../../src/admin/console"
+import { AdminConsole, ConsoleCommand } from "../../src/admin/console"
 import { LoginPolicy } from "../../src/admin/login"
 import { SecurityServices, openAdminConsole, startSecurityServices } from "../../src/admin/service"
 import { hashSetupCode, writeIdentity } from "../../src/identity"
@@ -147,11 +147,16 @@ export interface Session {
     say(...lines: string[]): Promise<string[]>
 }
 
-export async function openConsole(board: SimBoard, policy?: LoginPolicy): Promise<Session> {
+export async function openConsole(
+    board: SimBoard,
+    policy?: LoginPolicy,
+    commands?: ConsoleCommand[]
+): Promise<Session> {
     const services = await startSecurityServices(board, board.profile, { epochRecords: 8 })
     const admin = await openAdminConsole(board, board.profile, services, {
         iterations: 1000,
         policy,
+        commands,
     })
     return {
         admin,
