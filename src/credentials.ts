@@ -29,7 +29,7 @@ const ALG_PBKDF2_HMAC_SHA256 = 1
 /** version, alg, iterations (u32), salt length, salt, hash length, hash. */
 export const PASSWORD_RECORD_LENGTH = 1 + 1 + 4 + 1 + SALT_LENGTH + 1 + HASH_LENGTH
 /** HMAC rounds between two awaits of `pause`, well below DeviceScript's loop limit. */
-const ROUNDS_PER_PAUSE = 2000
+const ROUNDS_PER_PAUSE = 1000
 
 /** Codes: "format" (a stored record is damaged), "input" (a bad argument). */
 export class CredentialError extends Error {

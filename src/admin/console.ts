@@ -14,6 +14,7 @@ import { AuditLog } from "../audit/log"
 import { uintText } from "../audit/record"
 import {
     PBKDF2_DEFAULT_ITERATIONS,
+    Pause,
     SALT_LENGTH,
     checkPasswordPolicy,
     hashPassword,
@@ -171,6 +172,14 @@ export class AdminConsole {
         for (let i = 0; i < replies.length; i++) await out(replies[i])
     }
 
+    /** Lets a long PBKDF2 run yield (DeviceScript stops long loops without an await). */
+    private pause(): Pause {
+        const clock = this.deps.clock
+        return async function () {
+            await clock.sleep(0)
+        }
+    }
+
     private clearSecrets(): void {
         this.candidate = ""
         this.setupCodeTyped = ""
@@ -299,9 +308,9 @@ export class AdminConsole {
             return ["refused: " + verdict.reason, "new password:"]
         }
         const current = this.deps.store.state().ownerPassword
-        if (current !== null && (await verifyPassword(this.deps.crypto, current, candidate))) {
+        const pause = this.pause()
+        if (current !== null && (await verifyPassword(this.deps.crypto, current, candidate, pause)))
             return ["refused: same-as-current", "new password:"]
-        }
         this.candidate = candidate
         this.mode = "repeat"
         return ["repeat:"]
@@ -314,7 +323,13 @@ export class AdminConsole {
             return ["refused: the two entries differ", "new password:"]
         }
         const salt = this.deps.rng.bytes(SALT_LENGTH)
-        const record = await hashPassword(this.deps.crypto, salt, this.candidate, this.iterations)
+        const record = await hashPassword(
+            this.deps.crypto,
+            salt,
+            this.candidate,
+            this.iterations,
+            this.pause()
+        )
         const state = this.deps.store.state()
         await this.deps.store.save({
             seq: state.seq,
