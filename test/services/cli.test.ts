@@ -6,7 +6,8 @@
  */
 
 import { generateKeyPairSync } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough, Writable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
@@ -17,7 +18,12 @@ import { runConsole } from "../../src/admin/service"
 import { SocketConsole, consoleSocketPath } from "../../sim/console"
 import { OWNER_PASSWORD, SETUP_CODE, consoleBoard, openConsole, smallSectorBoard } from "./support"
 
-afterAll(() => cleanupTestBoards())
+const work = mkdtempSync(join(tmpdir(), "bulwark-audit-cli-"))
+
+afterAll(() => {
+    cleanupTestBoards()
+    rmSync(work, { recursive: true, force: true })
+})
 
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string }> {
     let stdout = ""
@@ -63,8 +69,8 @@ beforeAll(async () => {
     const { board } = await consoleBoard({ operatorKeys: [operatorPub] })
     dir = board.dir
     board.close()
-    exportFile = join(dir, "..", "export-" + Date.now() + ".bin")
-    pubFile = join(dir, "..", "device-" + Date.now() + ".pem")
+    exportFile = join(work, "export.bin")
+    pubFile = join(work, "device.pem")
 })
 
 describe("bulwark sim console and audit verify", () => {
@@ -106,7 +112,7 @@ describe("bulwark sim console and audit verify", () => {
     )
 
     it("GP-TM-55: an operator-signed request served by audit export verifies", async () => {
-        const keyFile = join(dir, "..", "operator-" + Date.now() + ".pem")
+        const keyFile = join(work, "operator.pem")
         writeFileSync(keyFile, operator.privateKey.export({ format: "pem", type: "pkcs8" }))
         const requestFile = keyFile + ".req"
         const served = keyFile + ".export"
