@@ -325,12 +325,8 @@ export class PrivacyManager {
         } finally {
             this.leave()
         }
-        await this.deps.audit(
-            EVENT_REQUEST,
-            actor,
-            "success",
-            "right=erase kept=device-identity,security-log"
-        )
+        const detail = "right=erase kept=device-identity,security-log"
+        await this.deps.audit(EVENT_REQUEST, actor, "success", detail)
     }
 
     /**
@@ -350,15 +346,6 @@ export class PrivacyManager {
         if (removed > 0)
             await this.deps.audit(EVENT_RETENTION, "device", "info", "removed=" + uintText(removed))
         return removed
-    }
-
-    /** Items held in flash, keyed "pd.<category>" (export and tests). */
-    storedKeys(): string[] {
-        const out: string[] = []
-        const keys = this.deps.prefs.keys()
-        for (let i = 0; i < keys.length; i++)
-            if (keys[i].indexOf(HELD_PREFIX) === 0) out.push(keys[i])
-        return out
     }
 
     /**

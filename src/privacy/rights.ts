@@ -9,6 +9,7 @@
 import { Clock } from "../../hal/clock"
 import { Crypto } from "../../hal/crypto"
 import { equalBytes } from "../../boot/bytes"
+import { MessageError } from "../messages"
 import { Prefs } from "../prefs"
 import { exportObject, infoObject } from "./export"
 import { parseUintText, uintText } from "./held"
@@ -212,4 +213,54 @@ export function replyLines(r: PrivacyReply, width: number): string[] {
     for (let i = 0; i < text.length; i += width) out.push("privacy " + text.slice(i, i + width))
     out.push("privacy-end")
     return out
+}
+
+/** Characters of a document per console line ("privacy " and this many). */
+export const CONSOLE_LINE_WIDTH = 96
+
+/**
+ * The "privacy" command for the admin console (the ConsoleCommand of src/admin/console.ts):
+ * the console offers it to the logged-in owner only, and `deps.consoleOwner` checks the
+ * session again (wire it to AdminConsole.ownerLoggedIn).
+ */
+export function privacyConsoleCommand(deps: RightsDeps): {
+    word: string
+    handle: (line: string) => Promise<string[]>
+} {
+    return {
+        word: "privacy",
+        handle: async function (line: string): Promise<string[]> {
+            return replyLines(await handleConsoleLine(deps, line), CONSOLE_LINE_WIDTH)
+        },
+    }
+}
+
+/** Sub-topics of bulwark/<deviceId>/privacy/: requests in, replies out. */
+export const PRIVACY_CHANNEL = "privacy"
+export const REPLY_SUFFIX = "privacy/reply"
+
+/**
+ * The decoder for DeviceSession.route(PRIVACY_CHANNEL, ...): only
+ * bulwark/<deviceId>/privacy/request is taken (the device's own replies come back through
+ * its subscription and are refused here, MessageError "topic", which the session counts as
+ * rejected); the payload is checked by handleOperatorRequest.
+ */
+export function decodePrivacyTopic(payload: Buffer, path: string[]): Buffer {
+    if (path.length !== 1 || path[0] !== "request") throw new MessageError("topic", "privacy path")
+    return payload
+}
+
+/**
+ * The handler for that route: runs the request and publishes the reply on
+ * bulwark/<deviceId>/privacy/reply with `publish` (DeviceSession.publish without queueing:
+ * a reply that cannot go now is not kept, the backend asks again).
+ */
+export function privacyRequestHandler(
+    deps: RightsDeps,
+    publish: (suffix: string, payload: Buffer) => Promise<void>
+): (payload: Buffer, path: string[]) => Promise<void> {
+    return async function (payload: Buffer, path: string[]): Promise<void> {
+        const reply = await handleOperatorRequest(deps, payload)
+        await publish(REPLY_SUFFIX, replyPayload(reply))
+    }
 }

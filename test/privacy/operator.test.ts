@@ -7,7 +7,13 @@
  */
 
 import { afterAll, describe, expect, it } from "vitest"
-import { handleOperatorRequest, KEY_REQUEST_SEQ, operatorActor } from "../../src/privacy/rights"
+import {
+    KEY_REQUEST_SEQ,
+    decodePrivacyTopic,
+    handleOperatorRequest,
+    operatorActor,
+    privacyRequestHandler,
+} from "../../src/privacy/rights"
 import { cleanupTestBoards } from "../../sim/testing"
 import {
     Rig,
@@ -157,5 +163,25 @@ describe("operator-signed requests", () => {
 
         expect((await send(rig, old)).ok).toBe(true)
         await expectRefused(rig, old, "replayed")
+    })
+})
+
+describe("session route", () => {
+    it("GP-TM-14: takes privacy/request only and replies on privacy/reply", async () => {
+        const rig = await withData()
+        const published: [string, any][] = []
+        const handle = privacyRequestHandler(rightsFor(rig, { owner: false }), async (s, p) => {
+            published.push([s, JSON.parse(p.toString())])
+        })
+
+        const request = signedRequest({ right: "info", id: "q-7" })
+        const payload = decodePrivacyTopic(request, ["request"])
+        await handle(payload, ["request"])
+
+        expect(() => decodePrivacyTopic(payload, ["reply"])).toThrow(/topic/)
+        expect(() => decodePrivacyTopic(payload, [])).toThrow(/topic/)
+        expect(published).toHaveLength(1)
+        expect(published[0][0]).toBe("privacy/reply")
+        expect(published[0][1]).toMatchObject({ v: 1, id: "q-7", right: "info", ok: true })
     })
 })
