@@ -3,7 +3,8 @@
  * device on, runs the boot stub, loads exactly the payload it verified and runs that app
  * until the board resets; a reboot, a watchdog expiry or a power cut re-enters the boot stub,
  * so an update really switches the code that runs. With no valid image the device waits in
- * recovery. `startDevice` is what `bulwark sim run` and the demo drive.
+ * recovery. `startDevice` is what `bulwark sim run` and the demo drive. With `console`, a
+ * device whose profile enables the admin console serves it on DEV/console.sock.
  */
 
 import { runBootStub, BootDecision, SlotRefusal } from "../boot/stub"
@@ -14,6 +15,8 @@ import { TearMode } from "./flash"
 import { loadAppBundle, RunningApp } from "./loader"
 import { simMqttTransport } from "./mqtt"
 import { RebootSignal } from "./power"
+import { SocketConsole, consoleSocketPath } from "./console"
+import { Console } from "../hal/local"
 
 /** Watchdog the "ROM" arms before the app starts: an app that never feeds it is reset. */
 export const ROM_WATCHDOG_MS = 10000
@@ -46,6 +49,17 @@ export interface RunnerOptions {
     onEvent?: (e: RunnerEvent) => void
     /** Diagnostic lines of the app (quiet when absent). */
     log?: (line: string) => void
+    /**
+     * Serve the admin console on DEV/console.sock (`bulwark sim console --dir DEV`) while
+     * the app runs, when the device profile enables it (services.console). Default off.
+     */
+    console?: boolean
+}
+
+/** The channel of a board whose profile keeps the console off: closed from the start. */
+const NO_CONSOLE: Console = {
+    readLine: async () => null,
+    writeLine: async () => undefined,
 }
 
 export interface DeviceHandle {
@@ -83,6 +97,7 @@ class Runner implements DeviceHandle {
     private readonly stopSignal: Promise<"stop">
     private finished: Promise<void> = Promise.resolve()
     private board: SimBoard | null = null
+    private socket: SocketConsole | null = null
 
     constructor(
         readonly dir: string,
@@ -122,8 +137,25 @@ class Runner implements DeviceHandle {
     }
 
     async start(): Promise<void> {
-        const first = await SimBoard.open(this.dir, { clock: "real", mqtt: simMqttTransport })
+        const first = await SimBoard.open(this.dir, {
+            clock: "real",
+            mqtt: simMqttTransport,
+            console: this.options.console ? (board) => this.openConsole(board) : undefined,
+        })
         this.finished = this.life(first)
+    }
+
+    /** A fresh socket for each power-on; the previous run's is closed with its session. */
+    private openConsole(board: SimBoard): Console {
+        this.closeConsole()
+        if (!board.profile.services.console) return NO_CONSOLE
+        this.socket = new SocketConsole(consoleSocketPath(this.dir))
+        return this.socket
+    }
+
+    private closeConsole(): void {
+        if (this.socket !== null) this.socket.close()
+        this.socket = null
     }
 
     private emit(e: RunnerEvent): void {
@@ -139,6 +171,7 @@ class Runner implements DeviceHandle {
                 board = await board.powerCycle()
             }
         } finally {
+            this.closeConsole()
             board.close()
         }
     }
@@ -186,6 +219,7 @@ class Runner implements DeviceHandle {
         record.endedBy = ended
         const app = this.current
         this.current = null
+        this.closeConsole()
         if (app !== null) await app.stop().catch(() => undefined)
         if (ended !== "stop") this.emit({ event: "reset", reason: ended, index: record.index })
     }

@@ -1,9 +1,10 @@
 /**
  * The application the boot stub hands control to (DESIGN.md section 6; GP-TM-16, 18, 19, 20):
- * it runs its self-test, connects to the broker over mutual TLS, sends telemetry, runs the
- * update agent, and on a trial boot confirms the new image only when its health checks pass
- * (self-test, broker reached, the product's own checks) within update.confirmTimeoutMs;
- * otherwise it restarts, and the stub's attempt limit brings the previous image back.
+ * it runs its self-test, starts the security services (audit log with the boot decision and
+ * overrides, rate limits, operator-signed audit export, the console when enabled; GP-TM-08,
+ * 46, 55), connects to the broker over mutual TLS, sends telemetry, runs the update agent,
+ * and on a trial boot confirms the new image only when its health checks pass within
+ * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
  */
 
 import { MeasuredBoot, confirmRunningImage } from "../boot/stub"
@@ -11,7 +12,13 @@ import { Profile } from "../boot/profile"
 import { Board } from "../hal/board"
 import { UnsupportedError } from "../hal/errors"
 import { AgentPhase, UpdateAgent } from "../ota/agent"
-import { MessageError } from "./messages"
+import { AdminConsole, ConsoleCommand } from "./admin/console"
+import { SecurityServices, recordRateSummary, startSecurityServices } from "./admin/service"
+import { bootEntry, publishToken, sessionEntry, REJECTED_SOURCE } from "./app-audit"
+import { consoleEnabled, serveConsole } from "./app-console"
+import { appPublisher, consoleTask, newAgent, newSession, sessionTask } from "./app-hooks"
+import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
+import { AuditEntry } from "./audit/record"
 import { readIdentity, PARTITION_IDENTITY } from "./identity"
 import { RateLimiter } from "./ratelimit"
 import { runSelfTest, SelfTestResult } from "./selftest"
@@ -70,6 +77,8 @@ export interface AppOptions {
     tickMs?: number
     /** Telemetry period (default 10 s). */
     telemetryMs?: number
+    /** Shortest span between two rate-limit summaries in the audit log (default 60 s). */
+    rateSummaryMs?: number
 }
 
 export interface AppState {
@@ -87,6 +96,8 @@ export interface AppState {
 
 const WATCHDOG_MS = 10000
 const AUDIT_ACTOR = "ota-agent"
+/** Session events waiting for the main loop to write them (the session calls back in sync). */
+const MAX_PENDING_AUDIT = 32
 
 export class BulwarkApp {
     private readonly ctx: AppContext
@@ -94,6 +105,11 @@ export class BulwarkApp {
     private session: DeviceSession | null = null
     private agent: UpdateAgent | null = null
     private audit: AuditLog | null = null
+    private services: SecurityServices | null = null
+    private limiter: RateLimiter | null = null
+    private pendingAudit: AuditEntry[] = []
+    private failureRecorded = false
+    private admin: AdminConsole | null = null
     private deviceId: string | null = null
     private selfTest: SelfTestResult = { ok: false, failed: ["not-run"] }
     private stopped = false
@@ -126,8 +142,9 @@ export class BulwarkApp {
         const board = this.ctx.board
         this.selfTest = runSelfTest(board.crypto)
         if (!this.selfTest.ok) this.log("self-test failed: " + this.selfTest.failed.join(","))
-        await this.openAudit()
+        await this.startServices()
         await this.connect()
+        this.startConsole()
         if (board.watchdog !== undefined) await board.watchdog.start(WATCHDOG_MS)
 
         const tickMs = this.options.tickMs === undefined ? 100 : this.options.tickMs
@@ -142,6 +159,7 @@ export class BulwarkApp {
             }
             await this.checkTrial()
             await this.telemetry()
+            await this.writeAudit()
             await board.clock.sleep(tickMs)
         }
     }
@@ -161,6 +179,35 @@ export class BulwarkApp {
         } else if (e.event === "connect-failed") {
             this.log("connect failed: " + (e.code === undefined ? "" : e.code))
         }
+        const entry = sessionEntry(e, !this.failureRecorded)
+        if (e.event === "connect-failed") this.failureRecorded = true
+        if (e.event === "connected") this.failureRecorded = false
+        if (entry === null || this.audit === null) return
+        // A flood of bad messages costs tokens: past the limit it is counted, not recorded.
+        const limiter = this.limiter
+        if (e.event === "inbound-rejected" || e.event === "inbound-failed")
+            if (limiter !== null && !limiter.allow("commands", REJECTED_SOURCE)) return
+        if (this.pendingAudit.length < MAX_PENDING_AUDIT) this.pendingAudit.push(entry)
+    }
+
+    /** The admin console of the operator session now open (null when none is). */
+    adminConsole(): AdminConsole | null {
+        return this.admin
+    }
+
+    /**
+     * Sends on bulwark/<id>/<suffix> after a "publishes" token (GP-TM-46): `wait` for one
+     * briefly (protocol messages) or drop at once (telemetry). False: dropped and counted.
+     */
+    async publish(suffix: string, payload: Buffer, reliable: boolean, wait: boolean) {
+        const session = this.session
+        if (session === null) return false
+        if (this.limiter !== null) {
+            const clock = this.ctx.board.clock
+            if (!(await publishToken(this.limiter, clock, wait))) return false
+        }
+        await session.publish(suffix, payload, reliable)
+        return true
     }
 
     /** Reports an agent event to the audit log (event "update"), if the board keeps one. */
@@ -183,21 +230,72 @@ export class BulwarkApp {
         if (this.ctx.log !== undefined) this.ctx.log(line)
     }
 
-    private async openAudit(): Promise<void> {
+    /**
+     * Opens the audit log (recovering it after a power cut), records the security
+     * overrides and this boot, and builds the rate limiter (src/admin/service.ts). A board
+     * without flash, secure element or audit partition runs without them.
+     */
+    private async startServices(): Promise<void> {
         const board = this.ctx.board
+        const profile = this.ctx.profile
+        const limits = { summaryPeriodMs: this.options.rateSummaryMs }
         if (board.flash === undefined || board.secureElement === undefined) return
-        if (board.flash.partitionNames().indexOf(PARTITION_AUDIT) < 0) return
+        if (board.flash.partitionNames().indexOf(PARTITION_AUDIT) < 0) {
+            this.limiter = new RateLimiter(profile.rateLimits, board.clock, limits)
+            return
+        }
         try {
-            this.audit = await AuditLog.open({
-                partition: board.flash.partition(PARTITION_AUDIT),
-                secureElement: board.secureElement,
-                crypto: board.crypto,
-                clock: board.clock,
-            })
+            const services = await startSecurityServices(board, profile)
+            services.limiter = new RateLimiter(profile.rateLimits, board.clock, limits)
+            this.services = services
+            this.audit = services.audit
+            this.limiter = services.limiter
+            await services.audit.append(bootEntry(this.ctx.measured))
         } catch (e) {
             if (e && (e as any).code === "power-loss") throw e
             this.log("audit log unavailable")
+            if (this.limiter === null)
+                this.limiter = new RateLimiter(profile.rateLimits, board.clock, limits)
         }
+    }
+
+    /** Writes the session's queued events and, when one is due, the rate-limit summary. */
+    private async writeAudit(): Promise<void> {
+        const audit = this.audit
+        if (audit === null) return
+        while (this.pendingAudit.length > 0) {
+            const entry = this.pendingAudit[0]
+            this.pendingAudit = this.pendingAudit.slice(1)
+            await audit.append(entry)
+        }
+        if (this.services !== null) await recordRateSummary(this.services)
+    }
+
+    /** Starts the console sessions beside the main loop when profile and board have one. */
+    private startConsole(): void {
+        const services = this.services
+        if (services === null || !consoleEnabled(this.ctx.board, this.ctx.profile)) return
+        if (this.ctx.spawn === undefined) throw new UnsupportedError("background tasks (spawn)")
+        this.ctx.spawn(consoleTask(this, services))
+    }
+
+    /** One console session after another until stopped (src/app-console.ts). */
+    async serveConsole(services: SecurityServices): Promise<void> {
+        await serveConsole(this.ctx.board, this.ctx.profile, services, this)
+    }
+
+    /** The console of the operator session that starts now (src/app-console.ts). */
+    setAdminConsole(admin: AdminConsole): void {
+        this.admin = admin
+    }
+
+    isStopped(): boolean {
+        return this.stopped
+    }
+
+    /** Commands of other services the console offers to the logged-in owner. */
+    consoleCommands(): ConsoleCommand[] {
+        return []
     }
 
     /** Reads the identity, then starts the agent and the session (in the background). */
@@ -215,43 +313,18 @@ export class BulwarkApp {
             return
         }
         this.deviceId = identity.deviceId
-        const transport = {
-            brokerHost: profile.transport.brokerHost,
-            brokerPort:
-                this.ctx.broker === undefined ? profile.transport.brokerPort : this.ctx.broker.port,
-            keepAliveSec: profile.transport.keepAliveSec,
-            maxPayload: profile.transport.maxPayload,
-            queueLimit: profile.transport.queueLimit,
-            backoffMinMs: profile.transport.backoffMinMs,
-            backoffMaxMs: profile.transport.backoffMaxMs,
-        }
-        const session = new DeviceSession(
-            board,
-            {
-                deviceId: identity.deviceId,
-                caPem: identity.caPem,
-                transport: transport,
-                connectHost: this.ctx.broker === undefined ? undefined : this.ctx.broker.host,
-            },
-            sessionListener(this)
-        )
+        const session = newSession(board, profile, this.ctx.broker, identity, this)
         this.session = session
-        const limiter = new RateLimiter(profile.rateLimits, board.clock)
-        const agent = new UpdateAgent(
-            board,
-            {
-                deviceId: identity.deviceId,
-                deviceClass: profile.deviceClass,
-                update: profile.update,
-                signaturePolicy: profile.boot.signaturePolicy,
-                measured: this.ctx.measured,
-                admitOffer: admitter(limiter),
-                onEvent: agentListener(this),
-            },
-            sessionIo(session)
-        )
+        const limiter =
+            this.limiter === null ? new RateLimiter(profile.rateLimits, board.clock) : this.limiter
+        this.limiter = limiter
+        const agent = newAgent(board, profile, this.ctx.measured, identity.deviceId, limiter, this)
         this.agent = agent
-        session.route("ota", decodeOtaMessage, otaHandler(agent))
+        const io = appPublisher(this)
+        session.route("ota", otaDecoder(limiter), otaHandler(agent))
+        const services = this.services
+        if (services !== null && services.exportContext !== null)
+            session.route("audit", auditDecoder(limiter), auditHandler(services.exportContext, io))
         await agent.start()
 
         if (this.ctx.spawn === undefined) throw new UnsupportedError("background tasks (spawn)")
@@ -304,67 +377,11 @@ export class BulwarkApp {
             selfTest: this.selfTest.ok,
             update: s.update,
         }
-        await session.publish("telemetry", Buffer.from(JSON.stringify(body)), true)
+        await this.publish("telemetry", Buffer.from(JSON.stringify(body)), true, false)
     }
 }
 
 /** Starts the running app; the loader finds it as an export of the app bundle. */
 export function createApp(ctx: AppContext, options?: AppOptions): BulwarkApp {
     return new BulwarkApp(ctx, options)
-}
-
-interface OtaMessage {
-    kind: string
-    payload: Buffer
-}
-
-/**
- * Inbound bulwark/<id>/ota/...: offers and chunks go to the agent; the device's own status
- * and requests come back through its subscription and are ignored; anything else is refused.
- */
-function decodeOtaMessage(payload: Buffer, path: string[]): OtaMessage {
-    if (path.length !== 1) throw new MessageError("topic", "ota subtopic")
-    const kind = path[0]
-    if (kind !== "offer" && kind !== "chunk" && kind !== "status" && kind !== "request")
-        throw new MessageError("topic", "ota subtopic")
-    return { kind: kind, payload: payload }
-}
-
-function otaHandler(agent: UpdateAgent): (m: OtaMessage, path: string[]) => Promise<void> {
-    return async function (m: OtaMessage, path: string[]): Promise<void> {
-        if (m.kind === "offer") await agent.handleOffer(m.payload)
-        else if (m.kind === "chunk") await agent.handleChunk(m.payload)
-    }
-}
-
-function sessionIo(session: DeviceSession) {
-    return {
-        publish: async function (suffix: string, payload: Buffer, reliable: boolean) {
-            await session.publish(suffix, payload, reliable)
-        },
-    }
-}
-
-function sessionTask(session: DeviceSession): () => Promise<void> {
-    return async function (): Promise<void> {
-        await session.run()
-    }
-}
-
-function sessionListener(app: BulwarkApp): (e: SessionEvent) => void {
-    return function (e: SessionEvent): void {
-        app.onSessionEvent(e)
-    }
-}
-
-function agentListener(app: BulwarkApp): (event: string, detail: string) => Promise<void> {
-    return async function (event: string, detail: string): Promise<void> {
-        await app.recordUpdate(event, detail)
-    }
-}
-
-function admitter(limiter: RateLimiter): () => boolean {
-    return function (): boolean {
-        return limiter.allow("updates")
-    }
 }

@@ -2,7 +2,8 @@
  * `bulwark sim run --dir DEV --broker HOST:PORT`: runs a provisioned simulated device until
  * SIGINT or SIGTERM (sim/runner.ts): boot stub, verified app, broker session, updates. Each
  * boot and reset is one line on stdout (JSON lines with --json); --verbose adds the app's
- * diagnostic lines on stderr.
+ * diagnostic lines on stderr. When the profile enables the console, the device serves it on
+ * DEV/console.sock for `bulwark sim console --dir DEV`.
  */
 
 import { existsSync } from "node:fs"
@@ -35,6 +36,7 @@ async function runCommand(argv: string[]): Promise<number> {
         onEvent: (e) =>
             process.stdout.write((json ? JSON.stringify(e) : describe(e)) + "\n"),
         log: hasFlag(args, "verbose") ? (line) => process.stderr.write(line + "\n") : undefined,
+        console: true,
     })
     await new Promise<void>((done) => {
         process.once("SIGINT", () => done())
