@@ -5,7 +5,8 @@
  * and every field this code does not fully understand is refused with an ImageError.
  */
 
-import { readU16, readU32, writeU16, writeU32 } from "./bytes"
+import { concatBytes, readU16, readU32, writeU16, writeU32 } from "./bytes"
+import { parseDecimal } from "./decimal"
 import { isSafeName } from "./profile"
 import { OTP_COUNTER_MAX } from "../hal/otp"
 import { SignatureAlgorithm } from "../hal/crypto"
@@ -113,15 +114,7 @@ export interface SemVer {
 }
 
 function parseVersionPart(text: string): number {
-    if (text.length < 1 || text.length > 5) return -1
-    if (text.length > 1 && text.charCodeAt(0) === 0x30) return -1
-    let value = 0
-    for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i)
-        if (c < 0x30 || c > 0x39) return -1
-        value = value * 10 + (c - 0x30)
-    }
-    return value <= MAX_VERSION_PART ? value : -1
+    return parseDecimal(text, 5, MAX_VERSION_PART)
 }
 
 /** Parses "X.Y.Z", each part 0..65535 in decimal without leading zeros; ImageError "version". */
@@ -344,47 +337,31 @@ export function decodeTrailer(trailer: Buffer): ImageTrailer {
     }
 }
 
-/**
- * Concatenates buffers. Portable: DeviceScript's Buffer.concat is variadic where Node's
- * takes a list, so both targets go through `set` instead.
- */
-export function joinBytes(parts: Buffer[]): Buffer {
-    let total = 0
-    for (let i = 0; i < parts.length; i++) total = total + parts[i].length
-    const out = Buffer.alloc(total)
-    let pos = 0
-    for (let i = 0; i < parts.length; i++) {
-        out.set(parts[i], pos)
-        pos = pos + parts[i].length
-    }
-    return out
-}
-
 /** One trailer entry: type, length, value. */
 export function encodeEntry(type: number, value: Buffer): Buffer {
     if (value.length > 0xffff) throw new ImageError("entry-length", "entry value too long")
     const head = Buffer.alloc(ENTRY_HEAD_SIZE)
     writeU16(head, 0, type)
     writeU16(head, 2, value.length)
-    return joinBytes([head, value])
+    return concatBytes([head, value])
 }
 
 /** The value of a public-key or signature entry: algorithm id, then the bytes. */
 export function algorithmValue(algorithm: SignatureAlgorithm, bytes: Buffer): Buffer {
     const id = Buffer.alloc(1)
     id[0] = algorithmId(algorithm)
-    return joinBytes([id, bytes])
+    return concatBytes([id, bytes])
 }
 
 /** A trailer from encoded entries, with its head; refuses one above TRAILER_MAX. */
 export function encodeTrailer(entries: Buffer[]): Buffer {
-    const body = joinBytes(entries)
+    const body = concatBytes(entries)
     const length = TRAILER_HEAD_SIZE + body.length
     if (length > TRAILER_MAX) throw new ImageError("trailer-length", "trailer too long")
     const head = Buffer.alloc(TRAILER_HEAD_SIZE)
     for (let i = 0; i < 4; i++) head[i] = TRAILER_MAGIC[i]
     writeU32(head, 4, length)
-    return joinBytes([head, body])
+    return concatBytes([head, body])
 }
 
 /**
@@ -393,5 +370,5 @@ export function encodeTrailer(entries: Buffer[]): Buffer {
  * identity (so no signature can be moved under another identity's keys).
  */
 export function signedMessage(digest: Buffer, keyDigest: Buffer): Buffer {
-    return joinBytes([SIGNED_LABEL, digest, keyDigest])
+    return concatBytes([SIGNED_LABEL, digest, keyDigest])
 }

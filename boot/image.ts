@@ -5,7 +5,7 @@
  * closed with an ImageError naming the check, and can hand back the payload bytes it hashed.
  */
 
-import { equalBytes, isUint } from "./bytes"
+import { concatBytes, equalBytes, isUint } from "./bytes"
 import { SignaturePolicy } from "./profile"
 import {
     CHUNK_SIZE,
@@ -16,7 +16,6 @@ import {
     ImageError,
     ImageHeader,
     ImageTrailer,
-    joinBytes,
     SignatureReport,
     signedMessage,
     TRAILER_HEAD_SIZE,
@@ -130,7 +129,7 @@ export async function readImageLayout(src: ImageSource, exact: boolean): Promise
         trailerOffset + TRAILER_HEAD_SIZE,
         length - TRAILER_HEAD_SIZE
     )
-    const trailer = decodeTrailer(joinBytes([trailerHead, entries]))
+    const trailer = decodeTrailer(concatBytes([trailerHead, entries]))
     return {
         header: header,
         headerBytes: headerBytes,

@@ -50,12 +50,14 @@ export function initialBootState(): BootState {
     return { seq: 0, active: "a", pending: null, attempts: 0, event: "none", eventSlot: null }
 }
 
-function slotByte(slot: SlotName | null): number {
+/** A slot as one record byte: 0 for a, 1 for b, 0xff for none (boot and OTA state). */
+export function slotByte(slot: SlotName | null): number {
     if (slot === null) return NO_SLOT
     return slot === "a" ? 0 : 1
 }
 
-function slotFromByte(value: number): SlotName | null | undefined {
+/** The slot of a record byte; undefined for a byte no slot encodes to (a damaged record). */
+export function slotFromByte(value: number): SlotName | null | undefined {
     if (value === 0) return "a"
     if (value === 1) return "b"
     if (value === NO_SLOT) return null

@@ -17,7 +17,7 @@ import {
     writeU32,
 } from "../boot/bytes"
 import { parseVersion } from "../boot/image-format"
-import { SlotName } from "../boot/state"
+import { SlotName, slotByte, slotFromByte } from "../boot/state"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
 
@@ -72,7 +72,6 @@ const RECORD_VERSION = 1
 const BODY_SIZE = 108
 export const OTA_RECORD_SIZE = BODY_SIZE + 32
 const PHASES: OtaPhase[] = ["idle", "downloading", "installing"]
-const NO_SLOT = 0xff
 const ENTRY_BYTES = 8
 
 export function idleOtaState(highestSequence: number): OtaState {
@@ -89,18 +88,6 @@ export function idleOtaState(highestSequence: number): OtaState {
         sectorsDone: 0,
         bootSeq: 0,
     }
-}
-
-function slotByte(slot: SlotName | null): number {
-    if (slot === null) return NO_SLOT
-    return slot === "a" ? 0 : 1
-}
-
-function slotFromByte(value: number): SlotName | null | undefined {
-    if (value === 0) return "a"
-    if (value === 1) return "b"
-    if (value === NO_SLOT) return null
-    return undefined
 }
 
 export function encodeOtaState(crypto: Crypto, state: OtaState, seq: number): Buffer {

@@ -9,6 +9,7 @@
  */
 
 import { concatBytes, readU16, readU32, writeU16, writeU32 } from "../../boot/bytes"
+import { decimalDigits } from "../../boot/decimal"
 
 export const RECORD_MAGIC = 0xb7a1
 export const RECORD_VERSION = 1
@@ -89,15 +90,7 @@ export function crc32(buf: Buffer, start: number, end: number): number {
 /** An unsigned integer in decimal, exactly (DeviceScript prints large numbers lossily). */
 export function uintText(value: number): string {
     if (value < 0 || Math.floor(value) !== value) return "?"
-    if (value === 0) return "0"
-    let out = ""
-    let rest = value
-    while (rest > 0) {
-        const next = Math.floor(rest / 10)
-        out = String.fromCharCode(0x30 + (rest - next * 10)) + out
-        rest = next
-    }
-    return out
+    return decimalDigits(value)
 }
 
 /** Printable ASCII only, cut to `max` bytes; other characters become '?'. */

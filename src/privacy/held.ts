@@ -5,6 +5,7 @@
  * identifier at all (the topic names the device, nothing names the owner). Pure functions.
  */
 
+import { decimalDigits, parseDecimal } from "../../boot/decimal"
 import { DataCategory, FieldSpec } from "./inventory"
 import { jsonText } from "./json"
 
@@ -27,28 +28,13 @@ export const MAX_UINT_TEXT = 4294967295
  */
 export function uintText(value: number): string {
     if (!(value >= 0) || value > MAX_UINT_TEXT || Math.floor(value) !== value) return "0"
-    if (value === 0) return "0"
-    let out = ""
-    let rest = value
-    while (rest > 0) {
-        const next = Math.floor(rest / 10)
-        out = String.fromCharCode(0x30 + (rest - next * 10)) + out
-        rest = next
-    }
-    return out
+    return decimalDigits(value)
 }
 
 /** The value of 1 to 10 decimal digits (no sign, no leading zero) up to 2^32 - 1, or -1. */
 export function parseUintText(text: unknown): number {
-    if (typeof text !== "string" || text.length < 1 || text.length > 10) return -1
-    if (text.length > 1 && text.charCodeAt(0) === 0x30) return -1
-    let value = 0
-    for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i)
-        if (c < 0x30 || c > 0x39) return -1
-        value = value * 10 + (c - 0x30)
-    }
-    return value <= MAX_UINT_TEXT ? value : -1
+    if (typeof text !== "string") return -1
+    return parseDecimal(text, 10, MAX_UINT_TEXT)
 }
 
 function isFiniteNumber(value: unknown): boolean {
