@@ -1,0 +1,186 @@
+/**
+ * The running app on a SimBoard with the virtual clock and an in-memory broker, where the
+ * runner's real clock would be too slow: rate limits on inbound commands and outbound
+ * publishes with one summary record per period (GP-TM-46), and the session's events in
+ * the audit log under stable names, without credentials (GP-TM-17, GP-TM-55).
+ */
+
+import { join } from "node:path"
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+import { MeasuredBoot } from "../../boot/stub"
+import { BulwarkApp, createApp } from "../../src/app"
+import { AuditLog } from "../../src/audit/log"
+import { AuditRecord } from "../../src/audit/record"
+import { SimBoard } from "../../sim/board"
+import { testProfileJson } from "../../sim/testing"
+import { createCa } from "../../tools/ca"
+import { provision } from "../../tools/provision"
+import { FakeMqtt } from "../transport/fake-mqtt"
+import { removeTempDirs, tempDir } from "../transport/fixtures"
+
+const MEASURED: MeasuredBoot = {
+    slot: "a",
+    version: "1.0.0",
+    securityCounter: 1,
+    digest: "00",
+    keySlot: 0,
+    trial: false,
+    attempt: 0,
+    event: "none",
+    eventSlot: null,
+}
+
+let caDir: string
+
+beforeAll(async () => {
+    caDir = join(tempDir("bulwark-app-ca-"), "ca")
+    await createCa(caDir, "App services fleet")
+})
+
+afterAll(() => removeTempDirs())
+
+interface Running {
+    id: string
+    board: SimBoard
+    app: BulwarkApp
+    mqtt: FakeMqtt
+    done: Promise<void>
+}
+
+/** A provisioned board running the app object itself, on the virtual clock. */
+async function runApp(rateLimits: Record<string, unknown>): Promise<Running> {
+    const dir = join(tempDir("bulwark-app-svc-"), "dev")
+    const profile = testProfileJson({
+        profile: {
+            rateLimits: {
+                commands: { ratePerSec: 1, burst: 5 },
+                publishes: { ratePerSec: 20, burst: 50 },
+                logins: { ratePerSec: 1, burst: 3 },
+                updates: { ratePerSec: 1, burst: 2 },
+                ...rateLimits,
+            },
+        },
+    })
+    const created = await SimBoard.create(dir, { profile, trust: [], counter: 1 })
+    created.close()
+    const { deviceId } = await provision({ devDir: dir, caDir, iterations: 1000 })
+    let mqtt: FakeMqtt | null = null
+    const board = await SimBoard.open(dir, {
+        wallTime: 1_800_000_000,
+        mqtt: (b) => (mqtt = new FakeMqtt(b.clock)),
+    })
+    const app = createApp(
+        {
+            board,
+            profile: board.profile,
+            measured: MEASURED,
+            spawn: (task) => void task().catch(() => undefined),
+        },
+        { telemetryMs: 100, rateSummaryMs: 5000 }
+    )
+    const done = app.run().catch(() => undefined)
+    const running = { id: deviceId, board, app, mqtt: mqtt!, done }
+    await advance(running, 300)
+    return running
+}
+
+async function advance(r: Running, ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += 50) await r.board.advance(50)
+}
+
+async function records(r: Running): Promise<AuditRecord[]> {
+    await r.app.stop()
+    await r.board.advance(200)
+    await r.done
+    const log = await AuditLog.open({
+        partition: r.board.flash.partition("audit"),
+        secureElement: r.board.secureElement,
+        crypto: r.board.crypto,
+        clock: r.board.clock,
+    })
+    const out: AuditRecord[] = []
+    await log.forEach(0, async (rec) => {
+        out.push(rec)
+    })
+    r.board.close()
+    return out
+}
+
+describe("rate limits in the running app", () => {
+    it("GP-TM-46: a flood of commands is cut to the burst, and the drops are one summary record", async () => {
+        const r = await runApp({})
+        expect(r.app.state().connected).toBe(true)
+
+        for (let i = 0; i < 40; i++)
+            r.mqtt.inject(`bulwark/${r.id}/audit/export-request`, Buffer.from("not a request"))
+        await advance(r, 6000)
+
+        const all = await records(r)
+        const refused = all.filter((x) => x.event === "log-export")
+        const summaries = all.filter((x) => x.event === "rate-limit")
+        expect(refused.length).toBeGreaterThanOrEqual(5)
+        expect(refused.length).toBeLessThan(15)
+        expect(summaries).toHaveLength(1)
+        expect(summaries[0].outcome).toBe("refused")
+        expect(summaries[0].detail).toMatch(/^commands=\d+ /)
+        expect(summaries[0].detail).toContain("sources=audit")
+        const dropped = Number(/commands=(\d+)/.exec(summaries[0].detail)![1])
+        expect(dropped + refused.length).toBe(40)
+    })
+
+    it("GP-TM-46: outbound publishes past the limit are dropped and counted in the summary", async () => {
+        const r = await runApp({ publishes: { ratePerSec: 1, burst: 1 } })
+
+        await advance(r, 6000)
+
+        const sent = r.mqtt.delivered.filter((d) => d.topic.endsWith("/telemetry"))
+        const all = await records(r)
+        const summary = all.find((x) => x.event === "rate-limit")
+        expect(sent.length).toBeLessThan(15)
+        expect(summary!.detail).toMatch(/ publishes=[1-9]\d* /)
+    })
+
+    it("GP-TM-46: malformed inbound messages are audited only up to the limit; the rest are counted", async () => {
+        const r = await runApp({})
+
+        for (let i = 0; i < 30; i++)
+            r.mqtt.inject(`bulwark/${r.id}/nosuchchannel`, Buffer.from("x"))
+        await advance(r, 6000)
+
+        const all = await records(r)
+        const rejected = all.filter((x) => x.event === "session-inbound-rejected")
+        const summary = all.find((x) => x.event === "rate-limit")
+        expect(rejected.length).toBeGreaterThanOrEqual(5)
+        expect(rejected.length).toBeLessThan(15)
+        expect(rejected[0]).toMatchObject({ outcome: "refused", detail: "check=topic channel=nosuchchannel" })
+        expect(summary!.detail).toContain("sources=(rejected)")
+    })
+})
+
+describe("session events in the audit log", () => {
+    it("GP-TM-17: an outage is recorded as start, first failed connect and end; no credential in any record", async () => {
+        const r = await runApp({})
+
+        r.mqtt.goDown()
+        await advance(r, 3000)
+        r.mqtt.comeBack()
+        await advance(r, 70000)
+
+        expect(r.app.state().connected).toBe(true)
+        const all = await records(r)
+        const session = all.filter((x) => x.event.startsWith("session-")).map((x) => x.event)
+        expect(session).toEqual([
+            "session-connected",
+            "session-outage-start",
+            "session-connect-failed",
+            "session-connected",
+            "session-outage-end",
+        ])
+        const failed = all.find((x) => x.event === "session-connect-failed")!
+        expect(failed.detail).toBe("code=closed")
+        const text = JSON.stringify(all.map((x) => [x.actor, x.detail]))
+        expect(text).not.toMatch(/BEGIN|PRIVATE|token|password/i)
+    })
+})
