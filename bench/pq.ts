@@ -1,8 +1,10 @@
 /**
  * Benchmark of SLH-DSA-SHA2-128s verification (FIPS 205; issue 8): the portable verifier
  * (boot/slhdsa.ts on SimCrypto's SHA-256) next to @noble/post-quantum in the same run, the
- * SHA-256 calls and compression blocks of one verification, and Node's raw SHA-256 over the
- * same inputs as the floor. Run: `npm run bench:pq` (add `--json` for machine output).
+ * SHA-256 calls and compression blocks of one verification, Node's raw SHA-256 over the same
+ * inputs as the floor, and the verifier in DeviceScript's VM driven from Node without the test
+ * mode's GC stress (bench/pq-vm.ts). Run: `npm run bench:pq` (`--json` for machine output,
+ * `--no-vm` to skip the VM, `--vm-gc-stress` to also time the VM with GC stress on).
  */
 
 import { readFileSync } from "node:fs"
@@ -13,6 +15,7 @@ import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
 import { slhDsaVerify, slhDsaVerifyInternal } from "../boot/slhdsa"
 import { Crypto } from "../hal/crypto"
 import { SimCrypto } from "../sim/crypto"
+import { timeInVm, VmTiming } from "./pq-vm"
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const VECTORS = JSON.parse(
@@ -117,14 +120,85 @@ async function main(): Promise<void> {
         })
     }
 
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+    const nodePortableMs = mean(rows.map((r) => r.portableMs))
+    const nodeNobleMs = mean(rows.map((r) => r.nobleMs))
+    const vm = process.argv.includes("--no-vm") ? null : await vmSummary(false)
+    const vmStress = process.argv.includes("--vm-gc-stress") ? await vmSummary(true) : null
+    const vmRatio = (s: VmSummary | null) =>
+        s && s.msPerVerification !== null
+            ? {
+                  ratioVmToNodePortable: +(s.msPerVerification / nodePortableMs).toFixed(1),
+                  ratioVmToNodeNoble: +(s.msPerVerification / nodeNobleMs).toFixed(1),
+              }
+            : {}
+
     if (json) {
-        process.stdout.write(JSON.stringify({ bench: "pq", rounds, rows }, null, 2) + "\n")
+        const out = {
+            bench: "pq",
+            rounds,
+            rows,
+            nodePortableMs: +nodePortableMs.toFixed(3),
+            nodeNobleMs: +nodeNobleMs.toFixed(3),
+            vm: vm && { ...vm, ...vmRatio(vm) },
+            vmGcStress: vmStress && { ...vmStress, ...vmRatio(vmStress) },
+        }
+        process.stdout.write(JSON.stringify(out, null, 2) + "\n")
+    } else {
+        const node = `Node ${process.version}, ${rounds} rounds each`
+        console.log(`SLH-DSA-SHA2-128s verification, ${node}`)
+        console.table(rows)
+        for (const s of [vm, vmStress]) if (s) printVm(s, nodePortableMs, nodeNobleMs)
+    }
+    if ((vm && !vm.ok) || (vmStress && !vmStress.ok)) process.exitCode = 1
+}
+
+type VmSummary = Omit<VmTiming, "log" | "timedOut"> & { gcStress: boolean }
+
+/** One VM run (bounded: 4 verifications, 120 s); the log is printed only when it failed. */
+async function vmSummary(gcStress: boolean): Promise<VmSummary> {
+    const run = await timeInVm({ gcStress, timeoutMs: 120_000 })
+    if (!run.ok || run.gcStressOff === gcStress) {
+        console.error(`DeviceScript VM run failed${run.timedOut ? " (timeout)" : ""}:`)
+        console.error(run.log)
+    }
+    // The preload must have turned the stress off, or the numbers are the stressed ones.
+    const ok = run.ok && run.gcStressOff !== gcStress
+    return {
+        gcStress,
+        ok,
+        gcStressOff: run.gcStressOff,
+        cases: run.cases,
+        msPerVerification: run.msPerVerification,
+        wallMs: run.wallMs,
+    }
+}
+
+function printVm(s: VmSummary, nodePortableMs: number, nodeNobleMs: number): void {
+    const stress = s.gcStress ? "GC stress ON (devs test mode)" : "GC stress off (preload)"
+    console.log(
+        `\nDeviceScript VM 2.16.4 in Node (devs run --test), ${stress}, ` +
+            `one run of each case timed with ds.millis():`
+    )
+    console.table(
+        s.cases.map((c) => ({
+            vector: c.name,
+            expected: c.expected ? "accept" : "refuse",
+            verdict: c.verdict === null ? "none" : c.verdict ? "accept" : "refuse",
+            vmMs: c.ms,
+        }))
+    )
+    if (s.msPerVerification === null) {
+        console.log("VM: no verification finished")
         return
     }
-    console.log(`SLH-DSA-SHA2-128s verification, Node ${process.version}, ${rounds} rounds each`)
-    console.table(rows)
+    const per = s.msPerVerification
     console.log(
-        "DeviceScript VM timing is measured with the device build (see docs/signatures.md)."
+        `VM: ${per.toFixed(0)} ms per verification; ` +
+            `Node portable ${nodePortableMs.toFixed(2)} ms ` +
+            `(VM/Node ${(per / nodePortableMs).toFixed(0)}x), noble ${nodeNobleMs.toFixed(2)} ms ` +
+            `(VM/noble ${(per / nodeNobleMs).toFixed(0)}x); whole devs run ${s.wallMs} ms` +
+            (s.ok ? "" : "; VERDICTS OR GC-STRESS CHECK FAILED")
     )
 }
 
