@@ -19,6 +19,25 @@ export interface AppHost {
     onSessionEvent(e: SessionEvent): void
     recordUpdate(event: string, detail: string): Promise<void>
     serveConsole(services: SecurityServices): Promise<void>
+    ownerLoggedIn(): boolean
+}
+
+/** The console's session check, asked by the privacy rights at each console line. */
+export function ownerProbe(app: AppHost): () => boolean {
+    return function (): boolean {
+        return app.ownerLoggedIn()
+    }
+}
+
+/**
+ * Sends one item of personal data on data/telemetry: only while connected (no offline
+ * queue, docs/privacy.md) and after a publish token; false leaves it held.
+ */
+export function dataSender(app: AppHost, session: DeviceSession): (p: Buffer) => Promise<boolean> {
+    return async function (payload: Buffer): Promise<boolean> {
+        if (!session.isConnected()) return false
+        return await app.publish("data/telemetry", payload, false, false)
+    }
 }
 
 /** The agent's I/O: its protocol messages wait briefly for a publish token. */

@@ -16,10 +16,14 @@ import { AdminConsole, ConsoleCommand } from "./admin/console"
 import { SecurityServices, recordRateSummary, startSecurityServices } from "./admin/service"
 import { bootEntry, publishToken, sessionEntry, REJECTED_SOURCE } from "./app-audit"
 import { consoleEnabled, serveConsole } from "./app-console"
-import { appPublisher, consoleTask, newAgent, newSession, sessionTask } from "./app-hooks"
+import { appPublisher, consoleTask, dataSender, newAgent, newSession } from "./app-hooks"
+import { ownerProbe, sessionTask } from "./app-hooks"
+import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from "./app-privacy"
+import { PURGE_PERIOD_MS } from "./app-privacy"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
 import { AuditEntry } from "./audit/record"
 import { readIdentity, PARTITION_IDENTITY } from "./identity"
+import { privacyConsoleCommand, RightsDeps } from "./privacy/rights"
 import { RateLimiter } from "./ratelimit"
 import { runSelfTest, SelfTestResult } from "./selftest"
 import { DeviceSession, SessionEvent } from "./session"
@@ -79,6 +83,11 @@ export interface AppOptions {
     telemetryMs?: number
     /** Shortest span between two rate-limit summaries in the audit log (default 60 s). */
     rateSummaryMs?: number
+    /**
+     * The product's owner readings (personal data, category "telemetry" of the privacy
+     * inventory): asked each telemetry period only while the owner's consent allows.
+     */
+    readings?: () => Promise<{ [name: string]: unknown } | null>
 }
 
 export interface AppState {
@@ -110,6 +119,8 @@ export class BulwarkApp {
     private pendingAudit: AuditEntry[] = []
     private failureRecorded = false
     private admin: AdminConsole | null = null
+    private privacy: RightsDeps | null = null
+    private lastPurgeMs = 0
     private deviceId: string | null = null
     private selfTest: SelfTestResult = { ok: false, failed: ["not-run"] }
     private stopped = false
@@ -295,7 +306,12 @@ export class BulwarkApp {
 
     /** Commands of other services the console offers to the logged-in owner. */
     consoleCommands(): ConsoleCommand[] {
-        return []
+        return this.privacy === null ? [] : [privacyConsoleCommand(this.privacy)]
+    }
+
+    /** The console's session check, for the privacy rights (docs/privacy.md). */
+    ownerLoggedIn(): boolean {
+        return this.admin !== null && this.admin.ownerLoggedIn()
     }
 
     /** Reads the identity, then starts the agent and the session (in the background). */
@@ -325,6 +341,11 @@ export class BulwarkApp {
         const services = this.services
         if (services !== null && services.exportContext !== null)
             session.route("audit", auditDecoder(limiter), auditHandler(services.exportContext, io))
+        const privacy = await openPrivacy(board, profile, this.audit, identity.deviceId,
+            ownerProbe(this))
+        this.privacy = privacy
+        if (privacy !== null) session.route("privacy", privacyDecoder(limiter),
+            privacyHandler(privacy, io))
         await agent.start()
 
         if (this.ctx.spawn === undefined) throw new UnsupportedError("background tasks (spawn)")
@@ -378,6 +399,12 @@ export class BulwarkApp {
             update: s.update,
         }
         await this.publish("telemetry", Buffer.from(JSON.stringify(body)), true, false)
+        const privacy = this.privacy
+        if (privacy === null) return
+        await privacyTelemetry(privacy.manager, this.options.readings, dataSender(this, session))
+        if (now - this.lastPurgeMs < PURGE_PERIOD_MS) return
+        this.lastPurgeMs = now
+        await privacy.manager.purgeExpired()
     }
 }
 

@@ -2,7 +2,8 @@
  * The running app on a SimBoard with the virtual clock and an in-memory broker, where the
  * runner's real clock would be too slow: rate limits on inbound commands and outbound
  * publishes with one summary record per period (GP-TM-46), and the session's events in
- * the audit log under stable names, without credentials (GP-TM-17, GP-TM-55).
+ * the audit log under stable names, without credentials (GP-TM-17, GP-TM-55); the owner's
+ * readings collected and sent only with consent given by a signed request (GP-TM-10..14).
  */
 
 import { join } from "node:path"
@@ -17,6 +18,7 @@ import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { createCa } from "../../tools/ca"
 import { provision } from "../../tools/provision"
+import { operatorPublic, requestBody, signedEnvelope, strangerSecret } from "../privacy/helpers"
 import { FakeMqtt } from "../transport/fake-mqtt"
 import { removeTempDirs, tempDir } from "../transport/fixtures"
 
@@ -50,7 +52,10 @@ interface Running {
 }
 
 /** A provisioned board running the app object itself, on the virtual clock. */
-async function runApp(rateLimits: Record<string, unknown>): Promise<Running> {
+async function runApp(
+    rateLimits: Record<string, unknown>,
+    extra: { security?: unknown; readings?: () => Promise<Record<string, unknown> | null> } = {}
+): Promise<Running> {
     const dir = join(tempDir("bulwark-app-svc-"), "dev")
     const profile = testProfileJson({
         profile: {
@@ -61,6 +66,7 @@ async function runApp(rateLimits: Record<string, unknown>): Promise<Running> {
                 updates: { ratePerSec: 1, burst: 2 },
                 ...rateLimits,
             },
+            ...(extra.security ? { security: extra.security } : {}),
         },
     })
     const created = await SimBoard.create(dir, { profile, trust: [], counter: 1 })
@@ -78,7 +84,7 @@ async function runApp(rateLimits: Record<string, unknown>): Promise<Running> {
             measured: MEASURED,
             spawn: (task) => void task().catch(() => undefined),
         },
-        { telemetryMs: 100, rateSummaryMs: 5000 }
+        { telemetryMs: 100, rateSummaryMs: 5000, readings: extra.readings }
     )
     const done = app.run().catch(() => undefined)
     const running = { id: deviceId, board, app, mqtt: mqtt!, done }
@@ -182,5 +188,71 @@ describe("session events in the audit log", () => {
         expect(failed.detail).toBe("code=closed")
         const text = JSON.stringify(all.map((x) => [x.actor, x.detail]))
         expect(text).not.toMatch(/BEGIN|PRIVATE|token|password/i)
+    })
+})
+
+describe("personal data in the running app", () => {
+    const security = { overrides: [], operatorKeys: [operatorPublic.toString("hex")] }
+    const readings = async () => ({ temperature: 21.5, humidity: 40, ownerName: "Zoe" })
+    const consent = (id: string, seq: number, grant: boolean) =>
+        signedEnvelope(
+            requestBody({
+                device: id,
+                seq,
+                expires: 1_800_003_600,
+                right: "consent",
+                args: { category: "telemetry", grant },
+            })
+        )
+    const data = (r: Running) => r.mqtt.delivered.filter((d) => d.topic.endsWith("/data/telemetry"))
+    const replies = (r: Running) =>
+        r.mqtt.delivered
+            .filter((d) => d.topic.endsWith("/privacy/reply"))
+            .map((d) => JSON.parse(d.payload.toString()))
+
+    it("GP-TM-10: owner readings are neither collected nor sent before consent, and stop at withdrawal", async () => {
+        const r = await runApp({}, { security, readings })
+        await advance(r, 1000)
+        const before = data(r).length
+
+        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 1, true))
+        await advance(r, 1000)
+        const granted = data(r).length
+        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 2, false))
+        await advance(r, 300)
+        const withdrawn = data(r).length
+        await advance(r, 1000)
+
+        expect(before).toBe(0)
+        expect(granted).toBeGreaterThan(0)
+        expect(data(r).length).toBe(withdrawn)
+        expect(replies(r).map((x) => [x.right, x.ok])).toEqual([
+            ["consent", true],
+            ["consent", true],
+        ])
+        const item = JSON.parse(data(r)[0].payload.toString())
+        expect(item.d).toEqual({ temperature: 21.5, humidity: 40 })
+        const all = await records(r)
+        expect(all.filter((x) => x.event === "privacy-consent")).toHaveLength(2)
+        expect(JSON.stringify(all)).not.toContain("Zoe")
+    })
+
+    it("GP-TM-14: a privacy request signed by an unlisted key is refused and changes nothing", async () => {
+        const r = await runApp({}, { security, readings })
+        const body = requestBody({
+            device: r.id,
+            seq: 1,
+            expires: 1_800_003_600,
+            right: "consent",
+            args: { category: "telemetry", grant: true },
+        })
+
+        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, signedEnvelope(body, strangerSecret))
+        await advance(r, 1000)
+
+        expect(replies(r)).toMatchObject([{ ok: false, error: "refused" }])
+        expect(data(r)).toHaveLength(0)
+        const all = await records(r)
+        expect(all.find((x) => x.event === "privacy-request")).toMatchObject({ outcome: "refused" })
     })
 })
