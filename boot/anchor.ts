@@ -10,6 +10,7 @@
 
 import { u16 } from "./bytes"
 import { Crypto, SignatureAlgorithm } from "../hal/crypto"
+import { CheckError } from "../hal/errors"
 
 export const ALG_ECDSA_P256 = 1
 export const ALG_ED25519 = 2
@@ -20,12 +21,10 @@ export interface PublicKeyEntry {
     key: Buffer
 }
 
-export class AnchorError extends Error {
-    readonly check: string
+export class AnchorError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "AnchorError"
-        this.check = check
     }
 }
 

@@ -10,6 +10,7 @@ import { parseDecimal } from "./decimal"
 import { isSafeName } from "./profile"
 import { OTP_COUNTER_MAX } from "../hal/otp"
 import { SignatureAlgorithm } from "../hal/crypto"
+import { CheckError } from "../hal/errors"
 import { algorithmFromId, algorithmId, publicKeyLength, PublicKeyEntry } from "./anchor"
 
 /**
@@ -26,14 +27,12 @@ export interface SignatureReport {
 }
 
 /** A refused image; `check` names the failed check (table in docs/image-format.md). */
-export class ImageError extends Error {
-    readonly check: string
+export class ImageError extends CheckError {
     /** The per-signature verdicts when the refusal came after the signatures were checked. */
     signatures: SignatureReport[] | null
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "ImageError"
-        this.check = check
         this.signatures = null
     }
 }

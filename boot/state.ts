@@ -9,6 +9,7 @@
 import { concatBytes, equalBytes, readU32, writeU32 } from "./bytes"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
+import { CheckError } from "../hal/errors"
 
 export type SlotName = "a" | "b"
 
@@ -29,12 +30,10 @@ export interface BootState {
     eventSlot: SlotName | null
 }
 
-export class BootStateError extends Error {
-    readonly check: string
+export class BootStateError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "BootStateError"
-        this.check = check
     }
 }
 

@@ -13,6 +13,7 @@ import { SignaturePolicy } from "./profile"
 import { Board, requireCapability } from "../hal/board"
 import { FlashPartition, PARTITION_BOOT_STATE, PARTITION_SLOT_A, PARTITION_SLOT_B } from "../hal/flash"
 import { OTP_KEY_SLOT_COUNT, OtpKeySlot } from "../hal/otp"
+import { CheckError } from "../hal/errors"
 
 export interface BootConfig {
     deviceClass: string
@@ -57,12 +58,10 @@ export interface BootDecision {
     payload: Buffer | null
 }
 
-export class BootError extends Error {
-    readonly check: string
+export class BootError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "BootError"
-        this.check = check
     }
 }
 

@@ -77,3 +77,17 @@ export class UnsupportedError extends HalError {
         this.capability = capability
     }
 }
+
+/**
+ * A refusal by one of the firmware's own checks (image, boot state, offer, audit record,
+ * request...): `check` names the failed check and is stable, like `code` above; the message
+ * is for people. Each module's error extends this and keeps its own `name`.
+ */
+export class CheckError extends Error {
+    readonly check: string
+    constructor(check: string, message: string) {
+        super(message)
+        this.name = "CheckError"
+        this.check = check
+    }
+}

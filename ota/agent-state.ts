@@ -20,6 +20,7 @@ import { parseVersion } from "../boot/image-format"
 import { SlotName, slotByte, slotFromByte } from "../boot/state"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
+import { CheckError } from "../hal/errors"
 
 export const PARTITION_OTA_STATE = "ota-state"
 
@@ -58,12 +59,10 @@ export interface StoredOtaState {
     nextEntry: number
 }
 
-export class OtaStateError extends Error {
-    readonly check: string
+export class OtaStateError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "OtaStateError"
-        this.check = check
     }
 }
 

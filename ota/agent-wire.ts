@@ -6,6 +6,7 @@
  */
 
 import { concatBytes, isUint, readU32, writeU32 } from "../boot/bytes"
+import { CheckError } from "../hal/errors"
 
 export const REQUEST_MAGIC = "BWRQ"
 export const CHUNK_MAGIC = "BWCK"
@@ -20,12 +21,10 @@ export const TOPIC_REQUEST = "ota/request"
 export const TOPIC_CHUNK = "ota/chunk"
 export const TOPIC_STATUS = "ota/status"
 
-export class WireError extends Error {
-    readonly check: string
+export class WireError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "WireError"
-        this.check = check
     }
 }
 

@@ -21,14 +21,13 @@ import {
 import { isSafeName, SignaturePolicy } from "../boot/profile"
 import { Crypto } from "../hal/crypto"
 import { OTP_COUNTER_MAX, OtpKeySlot } from "../hal/otp"
+import { CheckError } from "../hal/errors"
 
 /** A refused offer; `check` names the failed check (table in docs/update-format.md). */
-export class OfferError extends Error {
-    readonly check: string
+export class OfferError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "OfferError"
-        this.check = check
     }
 }
 

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs"
 import { join } from "node:path"
 import { Board } from "../hal/board"
 import { ResetReason } from "../hal/clock"
-import { FlashError, HalError } from "../hal/errors"
+import { CheckError, FlashError, HalError } from "../hal/errors"
 import { Console } from "../hal/local"
 import { MqttTransport } from "../hal/mqtt"
 import { parseProfile, Profile, ProfileError } from "../boot/profile"
@@ -36,12 +36,10 @@ export const DEV_FILES = {
 const BOARD_FORMAT = "bulwark-sim-board"
 
 /** "exists", "missing", "corrupt" (device directory) or "locked" (debug port fused off). */
-export class SimBoardError extends Error {
-    readonly check: string
+export class SimBoardError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "SimBoardError"
-        this.check = check
     }
 }
 

@@ -11,6 +11,7 @@ import * as halErrors from "../hal/errors"
 import { SHARED_HAL_ERRORS } from "../tools/app-build"
 
 import { APP_ABI, AppContext, AppOptions, AppReport, AppState } from "../src/app"
+import { CheckError } from "../hal/errors"
 
 /** The running app a bundle's `createApp` returns (src/app.ts BulwarkApp). */
 export interface RunningApp {
@@ -27,12 +28,10 @@ export interface AppModule {
     [name: string]: unknown
 }
 
-export class LoaderError extends Error {
-    readonly check: string
+export class LoaderError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "LoaderError"
-        this.check = check
     }
 }
 

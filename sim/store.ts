@@ -6,15 +6,14 @@
  */
 
 import { readFileSync, renameSync, writeFileSync } from "node:fs"
+import { CheckError } from "../hal/errors"
 
 /** Thrown when a state file of a device directory is missing or does not parse. */
-export class SimStateError extends Error {
-    readonly check: string
+export class SimStateError extends CheckError {
     readonly path: string
     constructor(check: "missing" | "corrupt", path: string, message: string) {
-        super(message + ": " + path)
+        super(check, message + ": " + path)
         this.name = "SimStateError"
-        this.check = check
         this.path = path
     }
 }

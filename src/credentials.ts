@@ -8,6 +8,7 @@
 import { equalBytes, readU32, writeU32 } from "../boot/bytes"
 import { Crypto } from "../hal/crypto"
 import { isCommonPassword } from "./common-passwords"
+import { CheckError } from "../hal/errors"
 
 /**
  * Iterations for new records. The count is stored in each record, so raising it later
@@ -32,12 +33,10 @@ export const PASSWORD_RECORD_LENGTH = 1 + 1 + 4 + 1 + SALT_LENGTH + 1 + HASH_LEN
 const ROUNDS_PER_PAUSE = 1000
 
 /** Codes: "format" (a stored record is damaged), "input" (a bad argument). */
-export class CredentialError extends Error {
-    readonly check: string
+export class CredentialError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "CredentialError"
-        this.check = check
     }
 }
 

@@ -13,6 +13,7 @@ import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
 import { SE_SLOT_IDENTITY, SecureElement } from "../hal/secure-element"
 import { hashPassword, Pause, PasswordRecord, SALT_LENGTH, verifyPassword } from "./credentials"
+import { CheckError } from "../hal/errors"
 
 export const PARTITION_IDENTITY = "identity"
 /**
@@ -34,12 +35,10 @@ const SETUP_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 export const SETUP_CODE_SYMBOLS = 16
 
 /** Checks: "record", "field", "partition", "setup-code". */
-export class IdentityError extends Error {
-    readonly check: string
+export class IdentityError extends CheckError {
     constructor(check: string, message: string) {
-        super("identity: " + check + ": " + message)
+        super(check, "identity: " + check + ": " + message)
         this.name = "IdentityError"
-        this.check = check
     }
 }
 

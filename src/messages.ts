@@ -6,6 +6,7 @@
  */
 
 import { isSafeName } from "../boot/profile"
+import { CheckError } from "../hal/errors"
 
 export const TOPIC_ROOT = "bulwark"
 /** Levels below bulwark/<deviceId>/ an inbound topic may have. */
@@ -15,12 +16,10 @@ export const MAX_TOPIC_LENGTH = 256
 export const MAX_JSON_DEPTH = 8
 
 /** Checks: "topic", "size", "encoding", "json", "depth", "field", "version". */
-export class MessageError extends Error {
-    readonly check: string
+export class MessageError extends CheckError {
     constructor(check: string, message: string) {
-        super("inbound message: " + check + ": " + message)
+        super(check, "inbound message: " + check + ": " + message)
         this.name = "MessageError"
-        this.check = check
     }
 }
 

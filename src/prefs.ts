@@ -10,6 +10,7 @@ import { equalBytes, readU32, writeU32 } from "../boot/bytes"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
 import { jsonText } from "./privacy/json"
+import { CheckError } from "../hal/errors"
 
 export const PARTITION_PREFS = "prefs"
 
@@ -29,12 +30,10 @@ export const MAX_KEY_LENGTH = 48
  * Checks: "partition" (fewer than two sectors), "key" (not a key name), "value" (not a
  * string), "full" (the record would not fit one copy), "busy" (another write in flight).
  */
-export class PrefsError extends Error {
-    readonly check: string
+export class PrefsError extends CheckError {
     constructor(check: string, message: string) {
-        super("prefs: " + check + ": " + message)
+        super(check, "prefs: " + check + ": " + message)
         this.name = "PrefsError"
-        this.check = check
     }
 }
 

@@ -13,6 +13,7 @@ import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { ReleasePrivateKey } from "../../tools/keyfile"
 import { SimMqttTransport } from "../../sim/mqtt"
 import { offerForImage, signOffer } from "./offer-sign"
+import { CheckError } from "../../hal/errors"
 
 export interface OperatorCredentials {
     /** Operator name; the certificate's CN is "operator:<name>". */
@@ -62,12 +63,10 @@ export interface PublishOptions {
     log?: (line: string) => void
 }
 
-export class PublishError extends Error {
-    readonly check: string
+export class PublishError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "PublishError"
-        this.check = check
     }
 }
 

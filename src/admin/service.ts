@@ -16,14 +16,13 @@ import { AdminConsole, ConsoleCommand } from "./console"
 import { LoginPolicy } from "./login"
 import { factoryReset, resumeFactoryReset } from "./recovery"
 import { AdminStore, PARTITION_SECURE_SETTINGS } from "./store"
+import { CheckError } from "../../hal/errors"
 
 /** "disabled": the profile keeps this service off (GP-TM-08). */
-export class ServiceError extends Error {
-    readonly check: string
+export class ServiceError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "ServiceError"
-        this.check = check
     }
 }
 

@@ -14,6 +14,7 @@ import {
     encodePasswordRecord,
 } from "../credentials"
 import { crc32 } from "../audit/record"
+import { CheckError } from "../../hal/errors"
 
 export const PARTITION_SECURE_SETTINGS = "secure-settings"
 
@@ -37,12 +38,10 @@ export interface AdminState {
 }
 
 /** "partition" (missing or too small). A damaged copy is never an error: the other wins. */
-export class AdminStoreError extends Error {
-    readonly check: string
+export class AdminStoreError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "AdminStoreError"
-        this.check = check
     }
 }
 

@@ -8,7 +8,7 @@
 import { concatBytes, readU16, readU32, writeU16, writeU32 } from "../../boot/bytes"
 import { Clock } from "../../hal/clock"
 import { Crypto } from "../../hal/crypto"
-import { SecureElementError } from "../../hal/errors"
+import { CheckError, SecureElementError } from "../../hal/errors"
 import { SE_SLOT_IDENTITY, SecureElement } from "../../hal/secure-element"
 import { EVENTS, EXPORT_LABEL, EXPORT_REQUEST_LABEL, signedDigest } from "./chain"
 import { AuditLog } from "./log"
@@ -27,12 +27,10 @@ const MAX_DEVICE_ID = 64
  * authorised), "signature", "expired", "replayed", "identity" (the device cannot sign).
  * The check is for the audit log; replies that leave the device only say "refused".
  */
-export class ExportError extends Error {
-    readonly check: string
+export class ExportError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "ExportError"
-        this.check = check
     }
 }
 

@@ -47,6 +47,7 @@ import {
     sealFrame,
     uintText,
 } from "./record"
+import { CheckError } from "../../hal/errors"
 
 export const PARTITION_AUDIT = "audit"
 /** Records per key epoch before a signed checkpoint closes it and the key evolves. */
@@ -56,12 +57,10 @@ export const DEFAULT_EPOCH_RECORDS = 16
  * Checks: "geometry" (partition too small), "entry" (an event name or outcome outside the
  * vocabulary), "closed" (a write failed; reopen the log after the reboot).
  */
-export class AuditError extends Error {
-    readonly check: string
+export class AuditError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "AuditError"
-        this.check = check
     }
 }
 

@@ -10,6 +10,7 @@
 
 import { concatBytes, readU16, readU32, writeU16, writeU32 } from "../../boot/bytes"
 import { decimalDigits } from "../../boot/decimal"
+import { CheckError } from "../../hal/errors"
 
 export const RECORD_MAGIC = 0xb7a1
 export const RECORD_VERSION = 1
@@ -64,12 +65,10 @@ export interface AuditRecord extends AuditEntry {
 }
 
 /** "frame" (not a frame at all) or "crc" (a frame whose check value is wrong). */
-export class RecordError extends Error {
-    readonly check: string
+export class RecordError extends CheckError {
     constructor(check: string, message: string) {
-        super(message)
+        super(check, message)
         this.name = "RecordError"
-        this.check = check
     }
 }
 

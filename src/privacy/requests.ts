@@ -11,6 +11,7 @@ import { SecureElement } from "../../hal/secure-element"
 import { MessageError, decodeJsonObject } from "../messages"
 import { isCategoryId } from "./inventory"
 import { parseUintText } from "./held"
+import { CheckError } from "../../hal/errors"
 
 export const RIGHTS = ["info", "export", "erase", "rectify", "restrict", "consent"]
 
@@ -26,12 +27,10 @@ const MAX_TEXT_VALUE = 128
  * Checks: "size", "encoding", "json", "depth", "field", "version", "right" (from the JSON
  * decoder and the request fields); "command" (not a privacy console command).
  */
-export class RequestError extends Error {
-    readonly check: string
+export class RequestError extends CheckError {
     constructor(check: string, message: string) {
-        super("privacy request: " + check + ": " + message)
+        super(check, "privacy request: " + check + ": " + message)
         this.name = "RequestError"
-        this.check = check
     }
 }
 

@@ -10,6 +10,7 @@ import { ConsentRecord, isGranted } from "./consent"
 import { HeldItem, decodeHeld, encodeHeld, isExpired, parseUintText, uintText } from "./held"
 import { DataCategory, findCategory } from "./inventory"
 import { jsonText } from "./json"
+import { CheckError } from "../../hal/errors"
 
 /** Prefs keys the privacy manager owns. */
 export const KEY_CONSENT = "privacy.consent"
@@ -41,12 +42,10 @@ export type AuditSink = (
  * here), "field", "value", "consent" (the category needs consent the owner has not given,
  * or is not consent-based), "key" (not a "dev." device-state key).
  */
-export class PrivacyError extends Error {
-    readonly check: string
+export class PrivacyError extends CheckError {
     constructor(check: string, message: string) {
-        super("privacy: " + check + ": " + message)
+        super(check, "privacy: " + check + ": " + message)
         this.name = "PrivacyError"
-        this.check = check
     }
 }
 
