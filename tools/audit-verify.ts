@@ -5,23 +5,14 @@
  */
 
 import { X509Certificate, createPrivateKey, createPublicKey, randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
 import { p256 } from "@noble/curves/nist.js"
 import { encodeRequestBody, requestMessage } from "../src/audit/export"
 import { VerifyReport, cryptoSignatureCheck, verifyExport } from "../src/audit/verify"
 import { SimCrypto } from "../sim/crypto"
 import { UsageError } from "./args"
+import { readInput } from "./command-helpers"
 
 const crypto = new SimCrypto()
-
-function readInput(path: string, what: string): Buffer {
-    try {
-        return readFileSync(path)
-    } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "error"
-        throw new UsageError(`cannot read ${what} ${path}: ${code}`)
-    }
-}
 
 /** A P-256 KeyObject's 65-byte uncompressed point. */
 function rawPoint(key: ReturnType<typeof createPublicKey>): Buffer {

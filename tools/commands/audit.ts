@@ -13,11 +13,9 @@ import { startSecurityServices } from "../../src/admin/service"
 import { VerifyReport } from "../../src/audit/verify"
 import { SimBoard } from "../../sim/board"
 import {
-    ParsedArgs,
     RefusedError,
     UsageError,
     flag,
-    hasFlag,
     intFlag,
     parseArgs,
     requireFlag,
@@ -30,16 +28,7 @@ import {
     verifyExportFile,
 } from "../audit-verify"
 import { registerCommands } from "../cli"
-
-function out(args: ParsedArgs, value: Record<string, unknown>, text: string): void {
-    if (hasFlag(args, "json")) process.stdout.write(JSON.stringify({ ok: true, ...value }) + "\n")
-    else process.stdout.write(text + "\n")
-}
-
-function noPositional(args: ParsedArgs, max = 0): void {
-    if (args.positional.length > max)
-        throw new UsageError(`unexpected argument ${args.positional[max]}`)
-}
+import { noPositional, printOk } from "../command-helpers"
 
 async function openDevice(dir: string): Promise<SimBoard> {
     const path = resolve(dir)
@@ -68,13 +57,13 @@ async function verifyCommand(argv: string[]): Promise<number> {
     const report = await verifyExportFile(args.positional[0], devicePub)
     const details = { ...report } as Record<string, unknown>
     if (!report.genuine) throw new RefusedError(describeReport(report), details)
-    out(args, details, describeReport(report))
+    printOk(args, details, describeReport(report))
     return 0
 }
 
 async function devicePubCommand(argv: string[]): Promise<number> {
     const args = parseArgs(argv, ["dir", "out"], ["json"])
-    noPositional(args)
+    noPositional(args.positional)
     const board = await openDevice(requireFlag(args, "dir"))
     let raw: Buffer
     try {
@@ -87,13 +76,14 @@ async function devicePubCommand(argv: string[]): Promise<number> {
     const pem = publicKeyPem(raw)
     const file = flag(args, "out")
     if (file !== undefined) writeFileSync(file, pem, { flag: "wx" })
-    out(args, { publicKey: raw.toString("hex"), out: file ?? null }, file ? `wrote ${file}` : pem)
+    const text = file ? `wrote ${file}` : pem
+    printOk(args, { publicKey: raw.toString("hex"), out: file ?? null }, text)
     return 0
 }
 
 async function requestCommand(argv: string[]): Promise<number> {
     const args = parseArgs(argv, ["device", "key", "from", "expires-in", "out"], ["json"])
-    noPositional(args)
+    noPositional(args.positional)
     const key = readOperatorKey(requireFlag(args, "key"))
     const expiresIn = intFlag(args, "expires-in", 3600)
     const expires = expiresIn === 0 ? 0 : Math.floor(Date.now() / 1000) + expiresIn
@@ -102,7 +92,7 @@ async function requestCommand(argv: string[]): Promise<number> {
     const file = requireFlag(args, "out")
     writeFileSync(file, request.bytes, { flag: "wx" })
     const pub = request.operatorPublicKey.toString("hex")
-    out(
+    printOk(
         args,
         { out: file, deviceId: device, operatorPublicKey: pub, expires },
         `wrote ${file}; the device must list this operator key in security.operatorKeys:\n${pub}`
@@ -112,7 +102,7 @@ async function requestCommand(argv: string[]): Promise<number> {
 
 async function exportCommand(argv: string[]): Promise<number> {
     const args = parseArgs(argv, ["dir", "request", "out"], ["json"])
-    noPositional(args)
+    noPositional(args.positional)
     let request: Buffer
     try {
         request = readFileSync(requireFlag(args, "request"))
@@ -137,7 +127,7 @@ async function exportCommand(argv: string[]): Promise<number> {
     if (answer !== "ok") throw new RefusedError("the device refused the export request")
     const bytes = Buffer.concat(pieces)
     writeFileSync(file, bytes, { flag: "wx" })
-    out(args, { out: file, bytes: bytes.length }, `wrote ${file} (${bytes.length} bytes)`)
+    printOk(args, { out: file, bytes: bytes.length }, `wrote ${file} (${bytes.length} bytes)`)
     return 0
 }
 

@@ -17,16 +17,8 @@ import {
     OPERATOR_PREFIX,
 } from "../ca"
 import { registerCommands } from "../cli"
+import { noPositional, printResult } from "../command-helpers"
 import { provision, renew, revoke, updateRegistry } from "../provision"
-
-function out(json: boolean, value: Record<string, unknown>, text: string): void {
-    if (json) process.stdout.write(JSON.stringify(value) + "\n")
-    else process.stdout.write(text + "\n")
-}
-
-function noPositional(positional: string[]): void {
-    if (positional.length > 0) throw new UsageError(`unexpected argument ${positional[0]}`)
-}
 
 function days(args: ReturnType<typeof parseArgs>, fallback: number): { days: number } {
     return { days: intFlag(args, "days", fallback) }
@@ -39,7 +31,7 @@ async function caNew(argv: string[]): Promise<number> {
     const name = flag(args, "name") ?? "Bulwark fleet CA"
     const issued = await createCa(dir, name, days(args, DEFAULT_DAYS.ca))
     const fp = fingerprint(issued.certPem)
-    out(
+    printResult(
         hasFlag(args, "json"),
         { ok: true, dir, serial: issued.serial, notAfter: issued.notAfter, sha256: fp },
         `fleet CA created in ${dir} (key ca.key.pem, mode 0600; keep it offline)\nSHA-256 ${fp}`
@@ -54,7 +46,7 @@ async function caIssueBroker(argv: string[]): Promise<number> {
     const hosts = flagList(args, "host")
     const dir = resolve(requireFlag(args, "out"))
     const issued = await issueBrokerCertificate(ca, hosts, dir, days(args, DEFAULT_DAYS.broker))
-    out(
+    printResult(
         hasFlag(args, "json"),
         { ok: true, dir, hosts, serial: issued.serial, notAfter: issued.notAfter },
         `broker certificate for ${hosts.join(", ")} in ${dir} (valid until ${issued.notAfter})`
@@ -78,7 +70,7 @@ async function caIssueOperator(argv: string[]): Promise<number> {
         return cert
     })
     const subject = OPERATOR_PREFIX + name
-    out(
+    printResult(
         hasFlag(args, "json"),
         { ok: true, dir, subject, serial: issued.serial, notAfter: issued.notAfter },
         `operator certificate ${subject} in ${dir} (valid until ${issued.notAfter})`
@@ -91,7 +83,7 @@ async function caRevoke(argv: string[]): Promise<number> {
     noPositional(args.positional)
     const result = await revoke(resolve(requireFlag(args, "ca")), requireFlag(args, "id"))
     const text = `device ${result.deviceId} revoked (${result.serials.length} certificates)`
-    out(hasFlag(args, "json"), result, text)
+    printResult(hasFlag(args, "json"), result, text)
     return 0
 }
 
@@ -104,7 +96,7 @@ async function provisionCommand(argv: string[]): Promise<number> {
         id: flag(args, "id"),
         validity: days(args, DEFAULT_DAYS.device),
     })
-    out(
+    printResult(
         hasFlag(args, "json"),
         { ...result },
         `device ${result.deviceId} provisioned; certificate valid until ${result.notAfter}\n` +
@@ -122,7 +114,7 @@ async function renewCommand(argv: string[]): Promise<number> {
         days(args, DEFAULT_DAYS.device)
     )
     const text = `device ${result.deviceId}: new certificate valid until ${result.notAfter}`
-    out(hasFlag(args, "json"), { ...result }, text)
+    printResult(hasFlag(args, "json"), { ...result }, text)
     return 0
 }
 

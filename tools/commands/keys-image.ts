@@ -19,6 +19,7 @@ import {
     UsageError,
 } from "../args"
 import { registerCommands } from "../cli"
+import { printResult, readInput } from "../command-helpers"
 import {
     ImageError,
     readImageLayout,
@@ -74,20 +75,6 @@ function verdictText(reports: SignatureReport[]): string[] {
     )
 }
 
-function out(json: boolean, value: Record<string, unknown>, text: string): void {
-    if (json) process.stdout.write(JSON.stringify(value) + "\n")
-    else process.stdout.write(text + "\n")
-}
-
-function readInput(path: string, what: string): Buffer {
-    try {
-        return readFileSync(path)
-    } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "error"
-        throw new UsageError(`cannot read ${what} ${path}: ${code}`)
-    }
-}
-
 function onePositional(positional: string[], what: string): string {
     if (positional.length !== 1) throw new UsageError(`expected exactly one ${what}`)
     return positional[0]
@@ -133,7 +120,7 @@ async function keysNew(argv: string[]): Promise<number> {
     const paths = writeReleaseKeyFiles(dir, key)
     const anchor = key.anchor.toString("hex")
     const algorithms = key.keys.map((k) => k.algorithm)
-    out(
+    printResult(
         hasFlag(args, "json"),
         {
             ok: true,
@@ -172,7 +159,7 @@ async function imageSign(argv: string[]): Promise<number> {
     const layout = await readImageLayout(bufferSource(image), true)
     const digest = layout.trailer.digest.toString("hex")
     const signatures = layout.trailer.signatures.map((s) => s.algorithm)
-    out(
+    printResult(
         hasFlag(args, "json"),
         { ok: true, out: outPath, size: image.length, digest: digest, signatures: signatures },
         `signed ${outPath} (${image.length} bytes), digest ${digest}, ` +
@@ -190,7 +177,7 @@ async function imageInspect(argv: string[]): Promise<number> {
         layout = await readImageLayout(bufferSource(bytes), false)
     } catch (err) {
         if (!(err instanceof ImageError)) throw err
-        out(
+        printResult(
             hasFlag(args, "json"),
             { ok: false, check: err.check, error: err.message },
             `unparsable image: ${err.check}: ${err.message}`
@@ -213,7 +200,7 @@ async function imageInspect(argv: string[]): Promise<number> {
         digestMatches: computed.equals(layout.trailer.digest),
     }
     const h = layout.header
-    out(
+    printResult(
         hasFlag(args, "json"),
         result,
         [
@@ -269,7 +256,7 @@ async function imageVerify(argv: string[]): Promise<number> {
         const verified = await verifyImage(crypto, src, policy)
         const digest = verified.digest.toString("hex")
         const signatures = verified.signatures
-        out(
+        printResult(
             hasFlag(args, "json"),
             { ok: true, header: verified.header, digest, keySlot: verified.keySlot, signatures },
             [

@@ -5,7 +5,6 @@
  * revokes key slots. Exit 0 ok, 1 refused, 2 bad usage or unreadable input (tools/args.ts).
  */
 
-import { readFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -18,33 +17,18 @@ import { SimCrypto } from "../../sim/crypto"
 import {
     flag,
     flagList,
-    hasFlag,
     intFlag,
     parseArgs,
-    ParsedArgs,
     RefusedError,
     requireFlag,
     UsageError,
 } from "../args"
 import { registerCommands } from "../cli"
+import { openBoard, printOk, readInput } from "../command-helpers"
 import { readPublicKeyFile } from "../keyfile"
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
 export const DEFAULT_PROFILE = resolve(PACKAGE_ROOT, "devs.config.json")
-
-function out(args: ParsedArgs, value: Record<string, unknown>, text: string): void {
-    if (hasFlag(args, "json")) process.stdout.write(JSON.stringify({ ok: true, ...value }) + "\n")
-    else process.stdout.write(text + "\n")
-}
-
-function readInput(path: string, what: string): Buffer {
-    try {
-        return readFileSync(path)
-    } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "error"
-        throw new UsageError(`cannot read ${what} ${path}: ${code}`)
-    }
-}
 
 function readProfileJson(path: string): unknown {
     const text = readInput(path, "profile").toString("utf8")
@@ -52,16 +36,6 @@ function readProfileJson(path: string): unknown {
         return JSON.parse(text)
     } catch {
         throw new UsageError(`profile ${path} is not JSON`)
-    }
-}
-
-/** Opens DEV; a missing or corrupt device directory is unreadable input (exit 2). */
-async function openBoard(dir: string): Promise<SimBoard> {
-    try {
-        return await SimBoard.open(resolve(dir))
-    } catch (err) {
-        if (err instanceof SimBoardError) throw new UsageError(err.message)
-        throw err
     }
 }
 
@@ -105,7 +79,7 @@ async function simNew(argv: string[]): Promise<number> {
     board.close()
 
     const hex = anchors.map((a) => a.toString("hex"))
-    out(
+    printOk(
         args,
         { dir: dir, deviceClass: board.profile.deviceClass, anchors: hex, counter: counter },
         `created ${dir}: class ${board.profile.deviceClass}, ${hex.length} key slot(s) burnt, ` +
@@ -135,7 +109,7 @@ async function simFlash(argv: string[]): Promise<number> {
             throw err
         }
     })
-    out(
+    printOk(
         args,
         { dir: resolve(dir), slot: slot, partition: partition, bytes: image.length },
         `wrote ${image.length} bytes to ${partition} through the debug port`
@@ -151,7 +125,7 @@ async function simLock(argv: string[]): Promise<number> {
         await board.otp.burnLock("keys-locked")
         return board.otp.readLocks()
     })
-    out(
+    printOk(
         args,
         { dir: resolve(dir), locks: locks },
         "burnt the debug-disable and key-lock fuses (irreversible)"
@@ -170,7 +144,7 @@ async function simRevoke(argv: string[]): Promise<number> {
         return board.otp.readKeySlot(slot)
     })
     const digest = state.digest ? state.digest.toString("hex") : null
-    out(
+    printOk(
         args,
         { dir: resolve(dir), slot: slot, revoked: state.revoked, digest: digest },
         `revoked OTP key slot ${slot} (irreversible)`

@@ -9,19 +9,10 @@
 import { resolve } from "node:path"
 
 import { currentBootState, runBootStub } from "../../boot/stub"
-import { SimBoard, SimBoardError } from "../../sim/board"
 import { loadAppBundle } from "../../sim/loader"
-import { EXIT_OK, EXIT_REFUSED, hasFlag, parseArgs, requireFlag, UsageError } from "../args"
+import { EXIT_OK, EXIT_REFUSED, hasFlag, parseArgs, requireFlag } from "../args"
 import { registerCommands } from "../cli"
-
-async function openBoard(dir: string): Promise<SimBoard> {
-    try {
-        return await SimBoard.open(dir)
-    } catch (err) {
-        if (err instanceof SimBoardError) throw new UsageError(err.message)
-        throw err
-    }
-}
+import { openBoard } from "../command-helpers"
 
 registerCommands([
     {
