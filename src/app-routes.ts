@@ -67,12 +67,26 @@ export function auditDecoder(limiter: RateLimiter): (p: Buffer, path: string[]) 
  */
 export function auditHandler(
     ctx: ExportContext,
-    publish: AppPublish
+    publish: AppPublish,
+    gate: ExportGate
 ): (m: InboundMessage, path: string[]) => Promise<void> {
     return async function (m: InboundMessage, path: string[]): Promise<void> {
         if (m.kind !== "export-request") return
-        await handleMqttExportRequest(ctx, m.payload, async function (suffix, piece) {
-            await publish(suffix, piece, true)
-        })
+        gate.busy = true
+        try {
+            await handleMqttExportRequest(ctx, m.payload, async function (suffix, piece) {
+                await publish(suffix, piece, true)
+            })
+        } finally {
+            gate.busy = false
+        }
     }
+}
+
+/**
+ * Set while an export is streamed: the app's own records wait, because an export counts
+ * the records first and then streams them, and one appended between would not match.
+ */
+export interface ExportGate {
+    busy: boolean
 }

@@ -121,6 +121,7 @@ export class BulwarkApp {
     private admin: AdminConsole | null = null
     private privacy: RightsDeps | null = null
     private lastPurgeMs = 0
+    private readonly exportGate = { busy: false }
     private deviceId: string | null = null
     private selfTest: SelfTestResult = { ok: false, failed: ["not-run"] }
     private stopped = false
@@ -273,7 +274,7 @@ export class BulwarkApp {
     /** Writes the session's queued events and, when one is due, the rate-limit summary. */
     private async writeAudit(): Promise<void> {
         const audit = this.audit
-        if (audit === null) return
+        if (audit === null || this.exportGate.busy) return
         while (this.pendingAudit.length > 0) {
             const entry = this.pendingAudit[0]
             this.pendingAudit = this.pendingAudit.slice(1)
@@ -340,7 +341,8 @@ export class BulwarkApp {
         session.route("ota", otaDecoder(limiter), otaHandler(agent))
         const services = this.services
         if (services !== null && services.exportContext !== null)
-            session.route("audit", auditDecoder(limiter), auditHandler(services.exportContext, io))
+            session.route("audit", auditDecoder(limiter), auditHandler(services.exportContext, io,
+                this.exportGate))
         const privacy = await openPrivacy(board, profile, this.audit, identity.deviceId,
             ownerProbe(this))
         this.privacy = privacy
