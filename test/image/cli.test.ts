@@ -4,7 +4,7 @@
  * the named check (GP-TM-04, GP-TM-06), unreadable input exits 2, JSON always carries "ok".
  */
 
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import {
     existsSync,
     mkdtempSync,
@@ -16,39 +16,22 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { main } from "../../tools/cli"
 import { KeyFileError, readPrivateKeyFile, readPublicKeyFile } from "../../tools/keyfile"
+import { CliResult, runCli } from "../helpers/cli"
 
 let dir: string
-let stdout: string[]
 
 beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "bulwark-cli-"))
-    stdout = []
-    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-        stdout.push(String(chunk))
-        return true
-    })
-    vi.spyOn(process.stderr, "write").mockImplementation(() => true)
 })
 
 afterEach(() => {
-    vi.restoreAllMocks()
     rmSync(dir, { recursive: true, force: true })
 })
 
 /** Runs the CLI in-process; returns its exit code and its last JSON line. */
-async function run(...argv: string[]): Promise<{ code: number; json: any }> {
-    stdout = []
-    const code = await main(argv)
-    const lines = stdout.join("").trim().split("\n")
-    let json: any = null
-    try {
-        json = JSON.parse(lines[lines.length - 1])
-    } catch {
-        json = null
-    }
-    return { code, json }
+function run(...argv: string[]): Promise<CliResult> {
+    return runCli(argv)
 }
 
 async function newKeys(name = "keys", alg = "p256"): Promise<string> {

@@ -5,17 +5,16 @@
  * sim and the DeviceScript target. The one test that signs with SLH-DSA for real (seconds).
  */
 
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { main } from "../../tools/cli"
 import { publicKeyFileText, publicPart, readPublicKeyFile } from "../../tools/keyfile"
+import { CliResult, runCli } from "../helpers/cli"
 import { loadHybrid } from "./fixtures/hybrid"
 import { DEVICE_CLASS, entriesOf, withTrailer } from "./helpers"
 
 let dir: string
-let stdout: string[] = []
 
 beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "bulwark-hybrid-cli-"))
@@ -25,20 +24,8 @@ afterAll(() => {
     rmSync(dir, { recursive: true, force: true })
 })
 
-beforeEach(() => {
-    vi.restoreAllMocks()
-    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-        stdout.push(String(chunk))
-        return true
-    })
-    vi.spyOn(process.stderr, "write").mockImplementation(() => true)
-})
-
-async function run(...argv: string[]): Promise<{ code: number; json: any }> {
-    stdout = []
-    const code = await main(argv)
-    const lines = stdout.join("").trim().split("\n")
-    return { code, json: JSON.parse(lines[lines.length - 1]) }
+function run(...argv: string[]): Promise<CliResult> {
+    return runCli(argv)
 }
 
 function verdicts(json: any): string[] {

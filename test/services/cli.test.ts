@@ -10,12 +10,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough, Writable } from "node:stream"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
-import { main } from "../../tools/cli"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runSimConsole } from "../../tools/commands/sim-console"
 import { cleanupTestBoards } from "../../sim/testing"
 import { runConsole } from "../../src/admin/service"
 import { SocketConsole, consoleSocketPath } from "../../sim/console"
+import { CliResult, runCli } from "../helpers/cli"
 import { OWNER_PASSWORD, SETUP_CODE, consoleBoard, openConsole, smallSectorBoard } from "./support"
 
 const work = mkdtempSync(join(tmpdir(), "bulwark-audit-cli-"))
@@ -25,20 +25,8 @@ afterAll(() => {
     rmSync(work, { recursive: true, force: true })
 })
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string }> {
-    let stdout = ""
-    const spyOut = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-        stdout += chunk.toString()
-        return true
-    })
-    const spyErr = vi.spyOn(process.stderr, "write").mockImplementation(() => true)
-    try {
-        const code = await main(argv)
-        return { code, stdout }
-    } finally {
-        spyOut.mockRestore()
-        spyErr.mockRestore()
-    }
+function cli(...argv: string[]): Promise<CliResult> {
+    return runCli(argv)
 }
 
 async function consoleSession(argv: string[], lines: string[]): Promise<string[]> {

@@ -7,13 +7,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { anchorDigest } from "../../boot/anchor"
 import { SimBoard } from "../../sim/board"
 import { SimCrypto } from "../../sim/crypto"
 import { testProfileJson } from "../../sim/testing"
-import { main } from "../../tools/cli"
 import { generateReleaseKey, publicKeyFileText, publicPart } from "../../tools/keyfile"
+import { runCli } from "../helpers/cli"
 
 let root: string
 let pubA: string
@@ -44,22 +44,10 @@ function newDevPath(): string {
     return join(root, "dev" + devCount)
 }
 
-/** Runs the CLI in-process; returns the exit code and the parsed JSON line of stdout. */
+/** Runs the CLI in-process; the exit code and the parsed JSON line of stdout. */
 async function run(argv: string[]): Promise<{ code: number; json: Record<string, any> }> {
-    let stdout = ""
-    const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-        stdout += String(chunk)
-        return true
-    })
-    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true)
-    try {
-        const code = await main(argv)
-        const line = stdout.trim().split("\n").pop() ?? ""
-        return { code, json: line.startsWith("{") ? JSON.parse(line) : {} }
-    } finally {
-        out.mockRestore()
-        err.mockRestore()
-    }
+    const { code, json } = await runCli(argv)
+    return { code, json }
 }
 
 function flashArgs(dir: string, slot: string, image: string, ...extra: string[]): string[] {

@@ -7,41 +7,19 @@
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
 import { SimBoard } from "../../sim/board"
 import { cleanupTestBoards, makeTestBoard } from "../../sim/testing"
 import { PARTITION_IDENTITY, readIdentity, verifySetupCode } from "../../src/identity"
 import { CA_KEY_FILE } from "../../tools/ca"
-import { main } from "../../tools/cli"
 import { readRegistry } from "../../tools/provision"
+import { CliResult, runCli } from "../helpers/cli"
 import { removeTempDirs, tempDir } from "./fixtures"
 
 let caDir: string
 
-interface Run {
-    code: number
-    json: Record<string, any>
-    stdout: string
-}
-
-/** Runs the CLI in-process and returns its exit code and JSON result. */
-async function run(argv: string[]): Promise<Run> {
-    let stdout = ""
-    const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-        stdout += String(chunk)
-        return true
-    })
-    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true)
-    try {
-        const code = await main(argv)
-        const line = stdout.trim().split("\n").pop() ?? ""
-        return { code, json: line.startsWith("{") ? JSON.parse(line) : {}, stdout }
-    } finally {
-        out.mockRestore()
-        err.mockRestore()
-    }
-}
+const run = runCli
 
 /** A fresh, switched-off test board; returns its directory. */
 function identityOf(board: SimBoard) {
@@ -66,8 +44,8 @@ const B_ID = "kitchen-sensor-2"
 
 let devA: string
 let devB: string
-let provA: Run
-let provB: Run
+let provA: CliResult
+let provB: CliResult
 
 beforeAll(async () => {
     caDir = join(tempDir("bulwark-prov-"), "ca")
