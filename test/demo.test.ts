@@ -25,7 +25,8 @@ async function demo(): Promise<Awaited<ReturnType<typeof runDemo>>> {
 }
 
 describe("npm start", () => {
-    it("GP-TM-18: updates one device, refuses a tampered image on another, recovers a third from a power cut, twice in a row", async () => {
+    // Two whole stories with real sockets and real time: a generous bound for a loaded CI box.
+    it("GP-TM-18: updates one device, refuses a tampered image on another, recovers a third from a power cut, twice in a row", { timeout: 300_000 }, async () => {
         const first = await demo()
         const second = await demo()
 

@@ -48,7 +48,10 @@ export async function buildAppBundle(entry = DEFAULT_APP_ENTRY, out = DEFAULT_AP
         format: "cjs",
         platform: "neutral",
         target: "es2022",
-        minify: false,
+        // The bundle is signed and sent over the air: minified, with names kept so error
+        // classes and stack frames still read.
+        minify: true,
+        keepNames: true,
         legalComments: "none",
         logLevel: "silent",
         metafile: true,
