@@ -15,13 +15,13 @@ import { SimBoard } from "../../sim/board"
 import { DeviceHandle, startDevice } from "../../sim/runner"
 import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
-import { createCa, issueBrokerCertificate, issueOperatorCertificate, loadCa } from "../../tools/ca"
-import { main } from "../../tools/cli"
+import { issueOperatorCertificate } from "../../tools/ca"
 import { writeReleaseKeyFiles } from "../../tools/keyfile"
 import { provision } from "../../tools/provision"
 import { defaultServerName, parseBroker } from "../../tools/commands/ota"
-import { keyA, makeImage } from "./helpers"
-import { removeTempDirs, tempDir } from "../transport/fixtures"
+import { BROKER_UPDATE, keyA, makeImage } from "./helpers"
+import { CliResult, runCli } from "../helpers/cli"
+import { makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 
 const ROOT = resolve(__dirname, "../..")
 let work: string
@@ -32,25 +32,15 @@ const devices: DeviceHandle[] = []
 
 const PROFILE = testProfileJson({
     slotSize: 262144,
-    profile: {
-        update: {
-            automatic: true,
-            windowStartHour: 0,
-            windowEndHour: 24,
-            chunkSize: 4096,
-            confirmTimeoutMs: 1500,
-        },
-    },
+    profile: { update: BROKER_UPDATE },
 })
 
 beforeAll(async () => {
     work = tempDir("bulwark-ota-cli-")
     app = readFileSync((await buildAppBundle(undefined, join(work, "app.js"))).path)
-    caDir = join(work, "ca")
-    await createCa(caDir, "CLI fleet")
-    const ca = await loadCa(caDir)
-    await issueBrokerCertificate(ca, ["localhost"], join(caDir, "broker"))
-    await issueOperatorCertificate(ca, "ops", join(work, "operator"))
+    const fleet = await makeFleet("CLI fleet")
+    caDir = fleet.caDir
+    await issueOperatorCertificate(fleet.ca, "ops", join(work, "operator"))
     writeReleaseKeyFiles(join(work, "keys"), keyA)
     broker = await startBroker({ caDir, port: 0 })
 })
@@ -73,21 +63,8 @@ async function newDeviceDir(): Promise<{ dir: string; id: string }> {
 
 /** Runs the CLI in-process, capturing stdout. */
 async function cli(argv: string[]): Promise<{ code: number; out: string }> {
-    const chunks: string[] = []
-    const write = process.stdout.write.bind(process.stdout)
-    const writeErr = process.stderr.write.bind(process.stderr)
-    process.stdout.write = ((s: string) => {
-        chunks.push(String(s))
-        return true
-    }) as typeof process.stdout.write
-    process.stderr.write = (() => true) as typeof process.stderr.write
-    try {
-        const code = await main(argv)
-        return { code, out: chunks.join("") }
-    } finally {
-        process.stdout.write = write
-        process.stderr.write = writeErr
-    }
+    const result: CliResult = await runCli(argv)
+    return { code: result.code, out: result.stdout }
 }
 
 function publishArgs(image: string, ids: string[]): string[] {

@@ -17,11 +17,12 @@ import { SimBoard } from "../../sim/board"
 import { DeviceHandle, startDevice } from "../../sim/runner"
 import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
-import { createCa, issueBrokerCertificate, issueOperatorCertificate, loadCa } from "../../tools/ca"
+import { issueOperatorCertificate } from "../../tools/ca"
+import { readOperator } from "../../tools/commands/ota"
 import { provision } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
-import { keyA, makeImage } from "./helpers"
-import { removeTempDirs, tempDir } from "../transport/fixtures"
+import { BROKER_UPDATE, keyA, makeImage } from "./helpers"
+import { makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 
 let broker: RunningBroker
 let caDir: string
@@ -33,13 +34,7 @@ const running: DeviceHandle[] = []
 const PROFILE = testProfileJson({
     slotSize: 262144,
     profile: {
-        update: {
-            automatic: true,
-            windowStartHour: 0,
-            windowEndHour: 24,
-            chunkSize: 4096,
-            confirmTimeoutMs: 1500,
-        },
+        update: BROKER_UPDATE,
         transport: {
             brokerHost: "localhost",
             brokerPort: 8883,
@@ -62,17 +57,11 @@ beforeAll(async () => {
         const built = await buildAppBundle(entry, join(work, name + ".js"))
         bundles[name] = readFileSync(built.path)
     }
-    caDir = join(work, "ca")
-    await createCa(caDir, "OTA test fleet")
-    const ca = await loadCa(caDir)
-    caPem = ca.certPem
-    await issueBrokerCertificate(ca, ["localhost"], join(caDir, "broker"))
-    await issueOperatorCertificate(ca, "release", join(work, "operator"))
-    operator = {
-        name: "release",
-        certPem: readFileSync(join(work, "operator", "cert.pem"), "utf8"),
-        keyPem: readFileSync(join(work, "operator", "key.pem"), "utf8"),
-    }
+    const fleet = await makeFleet("OTA test fleet")
+    caDir = fleet.caDir
+    caPem = fleet.ca.certPem
+    await issueOperatorCertificate(fleet.ca, "release", join(work, "operator"))
+    operator = readOperator(join(work, "operator"))
     broker = await startBroker({ caDir, port: 0 })
 })
 

@@ -33,6 +33,15 @@ export const UPDATE = {
     confirmTimeoutMs: 5000,
 }
 
+/** The update section of the tests that run devices against the broker (cli, e2e). */
+export const BROKER_UPDATE = {
+    automatic: true,
+    windowStartHour: 0,
+    windowEndHour: 24,
+    chunkSize: 4096,
+    confirmTimeoutMs: 1500,
+}
+
 export interface ImageSpec {
     version: string
     counter: number
