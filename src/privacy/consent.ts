@@ -7,7 +7,7 @@
 
 import { isCategoryId } from "./inventory"
 import { parseUintText, uintText } from "./held"
-import { jsonText } from "./json"
+import { jsonText, parseJsonList } from "./json"
 
 export interface ConsentRecord {
     category: string
@@ -67,14 +67,7 @@ export function encodeConsents(records: ConsentRecord[]): string {
  */
 export function decodeConsents(text: string | null): ConsentRecord[] {
     if (text === null) return []
-    let parsed: unknown
-    try {
-        parsed = JSON.parse(text)
-    } catch (e) {
-        return []
-    }
-    if (!Array.isArray(parsed)) return []
-    const list = parsed as any[]
+    const list = parseJsonList(text)
     const out: ConsentRecord[] = []
     for (let i = 0; i < list.length && out.length < MAX_RECORDS; i++) {
         const raw = list[i]

@@ -7,7 +7,7 @@
 
 import { decimalDigits, parseDecimal } from "../../boot/decimal"
 import { DataCategory, FieldSpec } from "./inventory"
-import { jsonText } from "./json"
+import { jsonText, parseJsonList } from "./json"
 
 /** One held item of a category. */
 export interface HeldItem {
@@ -122,14 +122,7 @@ export function encodeHeld(items: HeldItem[]): string {
  * item left without fields. Anything that is not the stored form reads as nothing.
  */
 export function decodeHeld(category: DataCategory, text: string): HeldItem[] {
-    let parsed: unknown
-    try {
-        parsed = JSON.parse(text)
-    } catch (e) {
-        return []
-    }
-    if (!Array.isArray(parsed)) return []
-    const list = parsed as any[]
+    const list = parseJsonList(text)
     const out: HeldItem[] = []
     for (let i = 0; i < list.length && out.length < category.maxItems; i++) {
         const raw = list[i]

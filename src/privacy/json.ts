@@ -4,6 +4,7 @@
  * its own \u00XX, so a name such as "Zoë" would come back from JSON.parse as mojibake: the
  * prefs record, exports and payloads are written with this instead (GP-TM-14: the owner gets
  * back exactly what was stored). Non-ASCII characters are written as they are (UTF-8).
+ * Also the one reader of stored lists, for which damage reads as an empty list.
  */
 
 const HEX = "0123456789abcdef"
@@ -79,4 +80,15 @@ export function jsonText(value: any, depth?: number): string {
         out += jsonString(keys[i]) + ":" + jsonText(member, level + 1)
     }
     return out + "}"
+}
+
+/** The elements of the stored JSON array `text`; none for text that is not one. */
+export function parseJsonList(text: string): any[] {
+    let parsed: unknown
+    try {
+        parsed = JSON.parse(text)
+    } catch (e) {
+        return []
+    }
+    return Array.isArray(parsed) ? (parsed as any[]) : []
 }
