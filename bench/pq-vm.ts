@@ -6,7 +6,6 @@
  * preload, so the VM runs without the test mode's GC stress. Used by bench/pq.ts.
  */
 
-import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,6 +13,7 @@ import {
     devsBinary,
     plain,
     portableModules,
+    runQuiet,
     stageSources,
     TOOLS_ROOT,
 } from "../tools/device-common"
@@ -136,38 +136,6 @@ export function parseVmTimes(log: string): {
     return { times, ended, gcStressOff }
 }
 
-function runNode(args: string[], cwd: string, timeoutMs: number) {
-    return new Promise<{ code: number; log: string; timedOut: boolean }>((resolve, reject) => {
-        const child = spawn(process.execPath, args, {
-            cwd,
-            env: {
-                ...process.env,
-                NO_UPDATE_NOTIFIER: "1",
-                GIT_OPTIONAL_LOCKS: "0",
-                FORCE_COLOR: "0",
-                NO_COLOR: "1",
-            },
-            stdio: ["ignore", "pipe", "pipe"],
-        })
-        let log = ""
-        let timedOut = false
-        child.stdout.on("data", (d) => (log += d.toString()))
-        child.stderr.on("data", (d) => (log += d.toString()))
-        const timer = setTimeout(() => {
-            timedOut = true
-            child.kill("SIGKILL")
-        }, timeoutMs)
-        child.on("error", (error) => {
-            clearTimeout(timer)
-            reject(error)
-        })
-        child.on("close", (code) => {
-            clearTimeout(timer)
-            resolve({ code: code ?? 1, log, timedOut })
-        })
-    })
-}
-
 /**
  * Runs VM_CASES (or `names`) once each in the VM; `gcStress` true leaves the test mode's
  * GC stress on (no preload), for comparison. The VM run is bounded by `timeoutMs`.
@@ -191,9 +159,10 @@ export async function timeInVm(
         const args = [...preload, CLI, "--no-colors", "run", "main.ts", "--test"]
         args.push("--test-self-exit", "-T", String(timeoutMs), "--ignore-missing-config")
         const started = Date.now()
-        const run = await runNode(args, dir, timeoutMs + 60_000)
+        const run = await runQuiet(process.execPath, args, dir, timeoutMs + 60_000)
         const wallMs = Date.now() - started
-        const parsed = parseVmTimes(run.log)
+        const log = run.stdout + run.stderr
+        const parsed = parseVmTimes(log)
         const timed = cases.map((c, i) => {
             const t = parsed.times.get(i)
             return {
@@ -212,7 +181,7 @@ export async function timeInVm(
             msPerVerification: mean,
             wallMs,
             timedOut: run.timedOut,
-            log: plain(run.log),
+            log: plain(log),
         }
     } finally {
         rmSync(dir, { recursive: true, force: true })

@@ -99,9 +99,21 @@ export interface DevsResult {
  * no optional git locks (devs runs `git status` when it finds a repository above cwd).
  */
 export function runDevs(args: string[], cwd: string, timeoutMs: number): Promise<DevsResult> {
-    const bin = devsBinary()
+    return runQuiet(devsBinary(), ["--no-colors", ...args], cwd, timeoutMs)
+}
+
+/**
+ * Runs `program` with `args` in `cwd` in the environment runDevs uses, collecting its
+ * output; killed after `timeoutMs` (timedOut). Also for `node` running the devs CLI.
+ */
+export function runQuiet(
+    program: string,
+    args: string[],
+    cwd: string,
+    timeoutMs: number
+): Promise<DevsResult> {
     return new Promise((resolvePromise, reject) => {
-        const child = spawn(bin, ["--no-colors", ...args], {
+        const child = spawn(program, args, {
             cwd,
             env: {
                 ...process.env,
