@@ -257,7 +257,9 @@ export function splitEntries(bytes: Buffer, start: number): { frames: Buffer[]; 
 
 /**
  * Streams the log from `fromSeq` (or the oldest record kept) to the head: the device first
- * re-checks its own log, then signs a header over what it is about to send.
+ * re-checks its own log, then signs a header over what it is about to send. The range is
+ * a snapshot taken before counting: records appended meanwhile are left for the next
+ * export, and the pieces are exactly the records the header counts.
  */
 export async function writeExport(
     ctx: ExportContext,
@@ -266,40 +268,45 @@ export async function writeExport(
     sink: ExportSink
 ): Promise<ExportHeader> {
     const integrity = await ctx.log.verifyStored()
-    const head = ctx.log.headInfo()
-    const first = Math.max(fromSeq, ctx.log.firstSeq())
-    let count = 0
-    await ctx.log.forEach(first, async () => {
-        count++
-    })
-    const header: ExportHeader = {
-        deviceId: ctx.deviceId,
-        nonce: nonce,
-        firstSeq: first,
-        count: count,
-        headSeq: head ? head.seq : 0,
-        headHash: head ? head.hash : Buffer.alloc(HASH_LENGTH),
-        deviceBadSeq: integrity.ok ? NO_BAD_SEQ : integrity.firstBadSeq,
-        time: ctx.clock.wallTime(),
-    }
-    const body = encodeHeaderBody(header)
-    let signature: Buffer
+    const snap = ctx.log.snapshot(fromSeq)
     try {
-        signature = await ctx.secureElement.signDigest(
-            SE_SLOT_IDENTITY,
-            signedDigest(ctx.crypto, exportMessage(body))
-        )
-    } catch (e) {
-        if (e instanceof SecureElementError) throw new ExportError("identity", "no identity key")
-        throw e
+        let count = 0
+        await snap.forEach(async () => {
+            count++
+        })
+        const head = snap.head
+        const header: ExportHeader = {
+            deviceId: ctx.deviceId,
+            nonce: nonce,
+            firstSeq: snap.first,
+            count: count,
+            headSeq: head ? head.seq : 0,
+            headHash: head ? head.hash : Buffer.alloc(HASH_LENGTH),
+            deviceBadSeq: integrity.ok ? NO_BAD_SEQ : integrity.firstBadSeq,
+            time: ctx.clock.wallTime(),
+        }
+        const body = encodeHeaderBody(header)
+        let signature: Buffer
+        try {
+            signature = await ctx.secureElement.signDigest(
+                SE_SLOT_IDENTITY,
+                signedDigest(ctx.crypto, exportMessage(body))
+            )
+        } catch (e) {
+            if (e instanceof SecureElementError)
+                throw new ExportError("identity", "no identity key")
+            throw e
+        }
+        const sigLen = Buffer.alloc(1)
+        sigLen[0] = signature.length
+        await sink(concatBytes([body, sigLen, signature]))
+        await snap.forEach(async (record) => {
+            await sink(exportEntry(record.frame))
+        })
+        return header
+    } finally {
+        ctx.log.release(snap)
     }
-    const sigLen = Buffer.alloc(1)
-    sigLen[0] = signature.length
-    await sink(concatBytes([body, sigLen, signature]))
-    await ctx.log.forEach(first, async (record) => {
-        await sink(exportEntry(record.frame))
-    })
-    return header
 }
 
 /**

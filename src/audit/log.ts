@@ -23,6 +23,7 @@ import {
 } from "./chain"
 import { ChainFindings, INTEGRITY_OK, Integrity, checkChain } from "./selfcheck"
 import { SerialQueue } from "./serial"
+import { LogSnapshot } from "./snapshot"
 import {
     RingGeometry,
     SectorInfo,
@@ -96,6 +97,7 @@ export class AuditLog {
     private closed = false
     private readonly queue = new SerialQueue()
     private readonly epochRecords: number
+    private snapshots: LogSnapshot[] = []
 
     private constructor(
         private readonly deps: AuditDeps,
@@ -162,6 +164,28 @@ export class AuditLog {
         await this.eachFrame(async (record) => {
             if (record.seq >= from) await visit(record)
         })
+    }
+
+    /**
+     * Fixes the records from `fromSeq` (or the oldest kept) to the current head for one
+     * reader: appends go on meanwhile, and a sector recycled before the reader is done is
+     * copied first. Hand it back with `release` (LogSnapshot, src/audit/snapshot.ts).
+     */
+    snapshot(fromSeq: number): LogSnapshot {
+        const first = Math.max(fromSeq, this.firstSeq())
+        const head = this.head === null ? null : { seq: this.head.seq, hash: this.head.hash }
+        const snap = new LogSnapshot(this.deps.partition, this.geometry, this.liveOrder(), first,
+            head)
+        this.snapshots.push(snap)
+        return snap
+    }
+
+    /** Ends a snapshot: the log stops keeping sector copies for it. */
+    release(snap: LogSnapshot): void {
+        const left: LogSnapshot[] = []
+        for (let i = 0; i < this.snapshots.length; i++)
+            if (this.snapshots[i] !== snap) left.push(this.snapshots[i])
+        this.snapshots = left
     }
 
     /**
@@ -390,6 +414,7 @@ export class AuditLog {
         const target = nextSector(g, this.headSector)
         this.infos[target] = null
         const buf = await readSector(this.deps.partition, g, target)
+        for (let i = 0; i < this.snapshots.length; i++) this.snapshots[i].keep(target, buf)
         if (!sectorErased(buf)) await this.deps.partition.erase(target * g.sectorSize, g.sectorSize)
         this.headSector = target
         this.writePos = 0
