@@ -74,7 +74,14 @@ export const REPLIES = {
     internal: "error: internal",
     unknown: "error: unknown command",
     needLogin: "error: log in first",
+    idleLogout: "logged out: idle too long",
 }
+
+/**
+ * A session with no line typed for this long is logged out (GP-TM-25), whatever the
+ * profile: 5 minutes on the board's monotonic clock.
+ */
+export const CONSOLE_IDLE_MS = 300000
 
 const HELP_IDLE = ["commands: login, help"]
 const HELP_READY = ["commands: passwd, audit-export, whoami, logout, help"]
@@ -107,6 +114,8 @@ export class AdminConsole {
     private candidate = ""
     private firstSetup = false
     private notBeforeMs = 0
+    /** Monotonic time of the last line typed (or of the start). */
+    private lastLineMs = 0
     private readonly policy: LoginPolicy
     private readonly iterations: number
 
@@ -125,6 +134,7 @@ export class AdminConsole {
      */
     static async start(deps: ConsoleDeps, recovery: boolean): Promise<AdminConsole> {
         const c = new AdminConsole(deps, recovery)
+        c.lastLineMs = deps.clock.monotonicMs()
         const state = await deps.store.load()
         c.notBeforeMs = deps.clock.monotonicMs() + backoffMs(c.policy, state.failures)
         if (recovery)
@@ -148,9 +158,35 @@ export class AdminConsole {
         return this.mode === "closed"
     }
 
-    /** True while the owner is logged in (other services check it before acting). */
+    /**
+     * True while the owner is logged in (other services check it before acting); false as
+     * soon as the session has been idle for CONSOLE_IDLE_MS, even before `expireIdle` ran.
+     */
     ownerLoggedIn(): boolean {
-        return this.mode === "ready"
+        return this.mode === "ready" && !this.idleTooLong()
+    }
+
+    private idleTooLong(): boolean {
+        return this.deps.clock.monotonicMs() - this.lastLineMs >= CONSOLE_IDLE_MS
+    }
+
+    /**
+     * Ends a session idle for CONSOLE_IDLE_MS: an owner logged in (or changing the
+     * password) is logged out and audited ("logout", detail "reason=idle"); a half-typed
+     * login or reset confirmation is dropped. True when it ended something. `handle` runs
+     * it before each line; a host may also call it on a timer to log out without input.
+     */
+    async expireIdle(): Promise<boolean> {
+        if (!this.idleTooLong()) return false
+        const m = this.mode
+        if (m === "idle" || m === "recovery" || m === "closed") return false
+        this.clearSecrets()
+        this.user = ""
+        this.firstSetup = false
+        this.mode = m === "confirm-reset" ? "recovery" : "idle"
+        const owner = m === "ready" || m === "current" || m === "new-password" || m === "repeat"
+        if (owner) await this.audit(EVENTS.logout, "console:owner", "info", "reason=idle")
+        return true
     }
 
     /**
@@ -160,7 +196,13 @@ export class AdminConsole {
     async handle(line: string, out: LineSink): Promise<void> {
         let replies: string[]
         try {
-            replies = await this.dispatch(line, out)
+            // A line after the idle limit is not run: the session it was meant for is over.
+            if (await this.expireIdle()) replies = [REPLIES.idleLogout]
+            else {
+                this.lastLineMs = this.deps.clock.monotonicMs()
+                replies = await this.dispatch(line, out)
+            }
+            this.lastLineMs = this.deps.clock.monotonicMs()
         } catch (e) {
             // A power cut ends this run of the device; nothing may carry on after it.
             if (e instanceof PowerLoss) throw e
