@@ -1,13 +1,14 @@
 /**
  * The update agent's checks (GP-TM-05, GP-TM-07, GP-TM-18). An offer: authenticated first
- * (verifyOffer against the OTP anchors), then judged against the device. A finished
+ * (verifyOffer against the OTP anchors; its per-signature verdicts are kept for the status
+ * report of a refusal), then judged against the device. A finished
  * download: the bytes in the slot must hash to the offer's digest (a tampered or torn chunk
  * fails here), then pass verifyImage, the boot stub's own verifier, exactly as the stub will
  * check them, and carry the version and security counter the offer announced.
  */
 
 import { equalBytes } from "../boot/bytes"
-import { ImageSource, verifyImage } from "../boot/image"
+import { ImageSource, SignatureReport, verifyImage } from "../boot/image"
 import { SignaturePolicy } from "../boot/profile"
 import { SlotName } from "../boot/state"
 import { slotPartitionName } from "../boot/stub"
@@ -29,6 +30,8 @@ export interface OfferContext {
     deviceId: string
     deviceClass: string
     signaturePolicy: SignaturePolicy
+    /** The device-target rule (OfferTrust.acceptUnverifiableEcdsa); absent: false. */
+    acceptUnverifiableEcdsa?: boolean
     runningVersion: string
     /** Highest offer sequence the device has accepted. */
     storedSequence: number
@@ -43,6 +46,8 @@ export interface OfferVerdict {
     offer: Offer | null
     /** The failed check, or null when the device takes the offer. */
     check: string | null
+    /** Per-signature verdicts, when the signatures were checked (accepted or refused). */
+    signatures: SignatureReport[] | null
 }
 
 /**
@@ -52,14 +57,21 @@ export interface OfferVerdict {
 export async function checkOffer(board: Board, bytes: Buffer, ctx: OfferContext): Promise<OfferVerdict> {
     const otp = requireCapability(board.otp, "otp")
     let offer: Offer
+    let signatures: SignatureReport[]
     try {
-        const trust = { anchors: await readAnchors(board), signaturePolicy: ctx.signaturePolicy }
-        offer = (await verifyOffer(board.crypto, bytes, trust)).offer
+        const trust = {
+            anchors: await readAnchors(board),
+            signaturePolicy: ctx.signaturePolicy,
+            acceptUnverifiableEcdsa: ctx.acceptUnverifiableEcdsa === true,
+        }
+        const verified = await verifyOffer(board.crypto, bytes, trust)
+        offer = verified.offer
+        signatures = verified.signatures
     } catch (err) {
         if (!(err instanceof OfferError)) throw err
-        return { offer: null, check: err.check }
+        return { offer: null, check: err.check, signatures: err.signatures }
     }
-    if (ctx.busy) return { offer: offer, check: "busy" }
+    if (ctx.busy) return { offer: offer, check: "busy", signatures: signatures }
     const slotPart = requireCapability(board.flash, "flash").partition(slotPartitionName(ctx.slot))
     const check = judgeOffer(offer, {
         deviceId: ctx.deviceId,
@@ -70,12 +82,14 @@ export async function checkOffer(board: Board, bytes: Buffer, ctx: OfferContext)
         slotSize: slotPart.size,
         wallTime: board.clock.wallTime(),
     })
-    return { offer: offer, check: check }
+    return { offer: offer, check: check, signatures: signatures }
 }
 
 export interface VerifyConfig {
     deviceClass: string
     signaturePolicy: SignaturePolicy
+    /** The device-target rule, as for the offer (VerifyPolicy.acceptUnverifiableEcdsa). */
+    acceptUnverifiableEcdsa?: boolean
 }
 
 /**
@@ -114,6 +128,7 @@ export async function verifyDownload(
             signaturePolicy: config.signaturePolicy,
             exact: true,
             keepPayload: false,
+            acceptUnverifiableEcdsa: config.acceptUnverifiableEcdsa === true,
         })
         if (verified.header.version !== state.version) return "offer-mismatch"
         if (verified.header.securityCounter !== state.securityCounter) return "offer-mismatch"

@@ -6,6 +6,7 @@
  */
 
 import { concatBytes, isUint, readU32, writeU32 } from "../boot/bytes"
+import { SignatureReport } from "../boot/image-format"
 import { CheckError } from "../hal/errors"
 
 export const REQUEST_MAGIC = "BWRQ"
@@ -115,6 +116,8 @@ export interface StatusReport {
     check?: string
     offset?: number
     size?: number
+    /** Per-signature verdicts of an offer refused for a signature reason. */
+    signatures?: SignatureReport[]
 }
 
 export interface AgentStatus extends StatusReport {
@@ -129,6 +132,14 @@ export function encodeStatus(status: StatusReport, running: string): Buffer {
     if (status.check !== undefined) out["check"] = status.check
     if (status.offset !== undefined) out["offset"] = status.offset
     if (status.size !== undefined) out["size"] = status.size
+    if (status.signatures !== undefined) {
+        const list: { [key: string]: any }[] = []
+        for (let i = 0; i < status.signatures.length; i++) {
+            const r = status.signatures[i]
+            list.push({ algorithm: r.algorithm, verdict: r.verdict, required: r.required })
+        }
+        out["signatures"] = list
+    }
     return Buffer.from(JSON.stringify(out))
 }
 
@@ -145,6 +156,27 @@ const STATES: string[] = [
     "refused",
     "reverted",
 ]
+
+const ALGORITHMS: string[] = ["ecdsa-p256-sha256", "ed25519", "slh-dsa-sha2-128s"]
+const VERDICTS: string[] = ["passed", "failed", "unverifiable"]
+/** Signatures a trailer can carry: one per algorithm. */
+const MAX_REPORTED = 3
+
+function decodeSignatures(raw: any): SignatureReport[] {
+    if (!Array.isArray(raw) || raw.length > MAX_REPORTED)
+        throw new WireError("status", "signatures")
+    const list: SignatureReport[] = []
+    for (let i = 0; i < raw.length; i++) {
+        const r = raw[i]
+        if (r === null || typeof r !== "object") throw new WireError("status", "signatures")
+        const okAlgorithm = ALGORITHMS.indexOf(r["algorithm"]) >= 0
+        const okVerdict = VERDICTS.indexOf(r["verdict"]) >= 0
+        if (!okAlgorithm || !okVerdict || typeof r["required"] !== "boolean")
+            throw new WireError("status", "signatures")
+        list.push({ algorithm: r["algorithm"], verdict: r["verdict"], required: r["required"] })
+    }
+    return list
+}
 
 function shortText(value: unknown): boolean {
     return typeof value === "string" && value.length >= 1 && value.length <= 64
@@ -184,5 +216,6 @@ export function decodeStatus(bytes: Buffer): AgentStatus {
         if (!isUint(raw["size"], 0xffffffff)) throw new WireError("status", "size")
         status.size = raw["size"]
     }
+    if (raw["signatures"] !== undefined) status.signatures = decodeSignatures(raw["signatures"])
     return status
 }

@@ -10,6 +10,7 @@
  * the maintenance window); call `confirmed()` after confirmRunningImage.
  */
 
+import { SignatureReport } from "../boot/image"
 import { SignaturePolicy } from "../boot/profile"
 import { equalBytes } from "../boot/bytes"
 import { currentBootState, markPending, MeasuredBoot, otherSlot, slotPartitionName } from "../boot/stub"
@@ -43,6 +44,12 @@ export interface AgentConfig {
     deviceClass: string
     update: UpdatePolicy
     signaturePolicy: SignaturePolicy
+    /**
+     * The device-target rule for offers and downloaded images on a board that cannot verify
+     * ECDSA (boot/image.ts VerifyPolicy); the boot stub's image checks must use the same.
+     * Absent: false.
+     */
+    acceptUnverifiableEcdsa?: boolean
     measured: MeasuredBoot
     /** Chunk requests kept in flight (default DEFAULT_WINDOW). */
     window?: number
@@ -220,6 +227,7 @@ export class UpdateAgent {
             deviceId: this.config.deviceId,
             deviceClass: this.config.deviceClass,
             signaturePolicy: this.config.signaturePolicy,
+            acceptUnverifiableEcdsa: this.config.acceptUnverifiableEcdsa === true,
             runningVersion: this.config.measured.version,
             storedSequence: stored.state.highestSequence,
             slot: slot,
@@ -227,7 +235,8 @@ export class UpdateAgent {
         })
         const offer = verdict.offer
         if (offer === null) {
-            await this.refuse(verdict.check === null ? "offer" : verdict.check, undefined, undefined)
+            const check = verdict.check === null ? "offer" : verdict.check
+            await this.refuseOffer(check, verdict.signatures)
             return
         }
         if (verdict.check !== null) {
@@ -362,6 +371,14 @@ export class UpdateAgent {
             idleOtaState(stored.state.highestSequence)
         )
         await this.refuse(check, seq, version)
+    }
+
+    /** An offer that did not authenticate: its verdicts go out when the signatures were checked. */
+    private async refuseOffer(check: string, signatures: SignatureReport[] | null) {
+        await this.event("ota-refused", "check=" + check)
+        const status: StatusReport = { state: "refused", check: check }
+        if (signatures !== null) status.signatures = signatures
+        await this.report(status)
     }
 
     private async refuse(check: string, seq: number | undefined, version: string | undefined) {

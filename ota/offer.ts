@@ -7,7 +7,7 @@
  */
 
 import { concatBytes, equalBytes, isUint, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
-import { compareVersions, verifyTrailerTrust } from "../boot/image"
+import { checkTrailerTrust, compareVersions } from "../boot/image"
 import {
     decodeTrailer,
     decodeTrailerHead,
@@ -16,6 +16,7 @@ import {
     ImageTrailer,
     parseVersion,
     SemVer,
+    SignatureReport,
     TRAILER_HEAD_SIZE,
 } from "../boot/image-format"
 import { isSafeName, SignaturePolicy } from "../boot/profile"
@@ -23,11 +24,17 @@ import { Crypto } from "../hal/crypto"
 import { OTP_COUNTER_MAX, OtpKeySlot } from "../hal/otp"
 import { CheckError } from "../hal/errors"
 
-/** A refused offer; `check` names the failed check (table in docs/update-format.md). */
+/**
+ * A refused offer; `check` names the failed check (table in docs/update-format.md).
+ * `signatures` holds the per-signature verdicts when the refusal came after the signatures
+ * were checked ("signature", "signature-unverifiable"), null otherwise.
+ */
 export class OfferError extends CheckError {
+    signatures: SignatureReport[] | null
     constructor(check: string, message: string) {
         super(check, message)
         this.name = "OfferError"
+        this.signatures = null
     }
 }
 
@@ -71,6 +78,8 @@ export interface VerifiedOffer {
     /** SHA-256 of the whole offer message (body and trailer): identifies it for dedup. */
     offerDigest: Buffer
     keySlot: number
+    /** One verdict per signature of the offer's trailer, in trailer order. */
+    signatures: SignatureReport[]
 }
 
 function allZero(buf: Buffer, start: number, end: number): boolean {
@@ -213,7 +222,9 @@ function asOfferError(err: any): OfferError {
     if (err && typeof err.check === "string") {
         // A trailer without its signature entries is an unsigned offer.
         const check = err.check === "entry-missing" ? "unsigned" : err.check
-        return new OfferError(check, err.message)
+        const out = new OfferError(check, err.message)
+        if (Array.isArray(err.signatures)) out.signatures = err.signatures
+        return out
     }
     return new OfferError("malformed", "offer does not parse")
 }
@@ -242,12 +253,19 @@ export interface OfferTrust {
     /** The OTP key slots as read (hal/otp.ts). */
     anchors: OtpKeySlot[]
     signaturePolicy: SignaturePolicy
+    /**
+     * The device-target rule of a board that cannot verify ECDSA (VerifyPolicy in
+     * boot/image.ts): under "hybrid", the ECDSA half may stay "unverifiable" when the
+     * SLH-DSA half passed. Give it the value the boot stub's image checks use. Absent: false.
+     */
+    acceptUnverifiableEcdsa?: boolean
 }
 
 /**
  * Parses and authenticates an offer: the trailer's digest entry must be SHA-256 of the body,
  * its key digest must sit in a non-revoked OTP slot, and the signatures the policy requires
- * must verify over offerSignedMessage. Only then are its fields worth reading.
+ * must verify over offerSignedMessage. Only then are its fields worth reading. The result
+ * and a refusal after the signatures were checked carry the per-signature verdicts.
  */
 export async function verifyOffer(
     crypto: Crypto,
@@ -259,20 +277,30 @@ export async function verifyOffer(
     if (!equalBytes(bodyDigest, parsed.trailer.digest))
         throw new OfferError("offer-digest", "digest entry does not match the offer body")
     const message = offerSignedMessage(bodyDigest, parsed.trailer.keyDigest)
+    const options = { acceptUnverifiableEcdsa: trust.acceptUnverifiableEcdsa === true }
     let keySlot: number
+    let signatures: SignatureReport[]
     try {
-        keySlot = await verifyTrailerTrust(
+        const checked = await checkTrailerTrust(
             crypto,
             parsed.trailer,
             message,
             trust.anchors,
-            trust.signaturePolicy
+            trust.signaturePolicy,
+            options
         )
+        keySlot = checked.keySlot
+        signatures = checked.signatures
     } catch (err) {
         if (err && (err as any).code !== undefined) throw err
         throw asOfferError(err)
     }
-    return { offer: parsed.offer, offerDigest: crypto.sha256([bytes]), keySlot: keySlot }
+    return {
+        offer: parsed.offer,
+        offerDigest: crypto.sha256([bytes]),
+        keySlot: keySlot,
+        signatures: signatures,
+    }
 }
 
 /** What the device knows when it judges an authenticated offer. */
