@@ -61,6 +61,22 @@ export function isErased(buf: Buffer): boolean {
     return true
 }
 
+/** True when bytes [start, end) of `buf` are all zero (reserved fields of a format). */
+export function allZero(buf: Buffer, start: number, end: number): boolean {
+    for (let i = start; i < end; i++) if (buf[i] !== 0) return false
+    return true
+}
+
+/** True when `value` is lower-case hex text of exactly `bytes` bytes. */
+export function isHexText(value: unknown, bytes: number): boolean {
+    if (typeof value !== "string" || value.length !== bytes * 2) return false
+    for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i)
+        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+    }
+    return true
+}
+
 export function toHex(buf: Buffer): string {
     return buf.toString("hex")
 }

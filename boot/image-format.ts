@@ -5,7 +5,7 @@
  * and every field this code does not fully understand is refused with an ImageError.
  */
 
-import { concatBytes, readU16, readU32, writeU16, writeU32 } from "./bytes"
+import { allZero, concatBytes, readU16, readU32, writeU16, writeU32 } from "./bytes"
 import { parseDecimal } from "./decimal"
 import { isSafeName } from "./profile"
 import { OTP_COUNTER_MAX } from "../hal/otp"
@@ -141,11 +141,6 @@ export function compareVersions(a: string, b: string): number {
     if (x.minor !== y.minor) return x.minor < y.minor ? -1 : 1
     if (x.patch !== y.patch) return x.patch < y.patch ? -1 : 1
     return 0
-}
-
-function allZero(buf: Buffer, start: number, end: number): boolean {
-    for (let i = start; i < end; i++) if (buf[i] !== 0) return false
-    return true
 }
 
 /** The class name ends at the first NUL; every byte after it must be NUL too. */

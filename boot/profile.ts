@@ -5,7 +5,7 @@
  * explicit override listed in `security.overrides` (GP-TM-08).
  */
 
-import { isUint } from "./bytes"
+import { isHexText, isUint } from "./bytes"
 
 export class ProfileError extends Error {
     readonly field: string
@@ -323,12 +323,7 @@ function parseOperatorKeys(sec: Json): string[] {
     const out: string[] = []
     for (let i = 0; i < raw.length; i++) {
         const key = raw[i]
-        let ok = typeof key === "string" && key.length === 130 && key.slice(0, 2) === "04"
-        for (let j = 0; ok && j < key.length; j++) {
-            const c = key.charCodeAt(j)
-            if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) ok = false
-        }
-        if (!ok)
+        if (!isHexText(key, 65) || key.slice(0, 2) !== "04")
             throw new ProfileError(
                 "security.operatorKeys[" + i + "]",
                 "must be an uncompressed P-256 public key in hex"

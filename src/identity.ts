@@ -6,7 +6,7 @@
  * each copy is signed by the identity key itself, so flash access alone cannot swap the CA.
  */
 
-import { readU32, writeU32 } from "../boot/bytes"
+import { isHexText, readU32, writeU32 } from "../boot/bytes"
 import { isSafeName } from "../boot/profile"
 import { Clock } from "../hal/clock"
 import { Crypto } from "../hal/crypto"
@@ -72,17 +72,6 @@ function isPem(value: unknown, label: string): boolean {
         value.indexOf("-----END " + label + "-----") > 0
 }
 
-function isHex(value: unknown, minBytes: number, maxBytes: number): boolean {
-    if (typeof value !== "string") return false
-    if (value.length < minBytes * 2 || value.length > maxBytes * 2) return false
-    if (Math.floor(value.length / 2) * 2 !== value.length) return false
-    for (let i = 0; i < value.length; i++) {
-        const c = value.charCodeAt(i)
-        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
-    }
-    return true
-}
-
 /** Validates a decoded identity object field by field; IdentityError "field" names it. */
 export function checkIdentity(value: unknown): DeviceIdentity {
     if (value === null || typeof value !== "object") throw new IdentityError("field", "(root)")
@@ -97,9 +86,9 @@ export function checkIdentity(value: unknown): DeviceIdentity {
     const it = s["iterations"]
     if (typeof it !== "number" || Math.floor(it) !== it || it < 1000 || it > 10000000)
         throw new IdentityError("field", "setupCode.iterations")
-    if (!isHex(s["salt"], SALT_LENGTH, SALT_LENGTH))
+    if (!isHexText(s["salt"], SALT_LENGTH))
         throw new IdentityError("field", "setupCode.salt")
-    if (!isHex(s["hash"], 32, 32)) throw new IdentityError("field", "setupCode.hash")
+    if (!isHexText(s["hash"], 32)) throw new IdentityError("field", "setupCode.hash")
     return {
         deviceId: v["deviceId"],
         certificatePem: v["certificatePem"],

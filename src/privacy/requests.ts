@@ -5,6 +5,7 @@
  * field before use and fail closed with a RequestError naming the check; none keeps state.
  */
 
+import { isHexText } from "../../boot/bytes"
 import { isSafeName } from "../../boot/profile"
 import { Crypto } from "../../hal/crypto"
 import { SecureElement } from "../../hal/secure-element"
@@ -108,15 +109,6 @@ function onlyKeys(obj: { [key: string]: any }, allowed: string[], what: string):
         if (allowed.indexOf(keys[i]) < 0) throw new RequestError("field", what + ": unknown field")
 }
 
-function isLowerHex(value: unknown, bytes: number): boolean {
-    if (typeof value !== "string" || value.length !== bytes * 2) return false
-    for (let i = 0; i < value.length; i++) {
-        const c = value.charCodeAt(i)
-        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
-    }
-    return true
-}
-
 /**
  * Decodes the MQTT envelope `{"v":1,"body":"<request JSON>","key":"<hex>","sig":"<hex>"}`
  * (key: 65-byte uncompressed P-256, sig: 64-byte r||s). Nothing of the body is read yet.
@@ -127,8 +119,8 @@ export function decodeSignedRequest(payload: Buffer): SignedRequest {
     if (obj["v"] !== 1) throw new RequestError("version", "envelope")
     const body = obj["body"]
     if (typeof body !== "string" || body.length < 2) throw new RequestError("field", "body")
-    if (!isLowerHex(obj["key"], PUBLIC_KEY_LENGTH)) throw new RequestError("field", "key")
-    if (!isLowerHex(obj["sig"], SIGNATURE_LENGTH)) throw new RequestError("field", "sig")
+    if (!isHexText(obj["key"], PUBLIC_KEY_LENGTH)) throw new RequestError("field", "key")
+    if (!isHexText(obj["sig"], SIGNATURE_LENGTH)) throw new RequestError("field", "sig")
     return {
         body: Buffer.from(body),
         operatorKey: Buffer.from(obj["key"], "hex"),
