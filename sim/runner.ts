@@ -54,6 +54,11 @@ export interface RunnerOptions {
      * the app runs, when the device profile enables it (services.console). Default off.
      */
     console?: boolean
+    /**
+     * Timeout of the ROM watchdog armed before each app start (default ROM_WATCHDOG_MS).
+     * Tests lower it so a hung trial image is reset in seconds; the app re-arms its own.
+     */
+    watchdogMs?: number
 }
 
 /** The channel of a board whose profile keeps the console off: closed from the start. */
@@ -237,7 +242,7 @@ class Runner implements DeviceHandle {
             log: log === undefined ? undefined : (line: string) => log(this.dir + ": " + line),
         }
         try {
-            await board.watchdog.start(ROM_WATCHDOG_MS)
+            await board.watchdog.start(this.options.watchdogMs ?? ROM_WATCHDOG_MS)
             const module = loadAppBundle(decision.payload!)
             record.app = await module.describeApp(ctx)
             if (module.createApp === undefined) return

@@ -2,7 +2,8 @@
  * Updates end to end: provisioned sim devices run by the sim runner (boot stub, verified
  * app bundle, mutual-TLS session) and the publisher as an operator, through the embedded
  * broker on loopback. v1 to v2 with a trial boot, confirm and OTP counter; an unhealthy v2
- * rolled back and reported; user preferences kept. GP-TM-05, 06, 18, 19, 20.
+ * and a hung v2 (reset by the watchdog) rolled back and reported; user preferences kept.
+ * GP-TM-05, 06, 16, 18, 19, 20.
  */
 
 import { readFileSync } from "node:fs"
@@ -14,7 +15,7 @@ import { runBootStub } from "../../boot/stub"
 import { AuditLog } from "../../src/audit/log"
 import { RunningBroker, startBroker } from "../../sim/broker"
 import { SimBoard } from "../../sim/board"
-import { DeviceHandle, startDevice } from "../../sim/runner"
+import { DeviceHandle, RunnerOptions, startDevice } from "../../sim/runner"
 import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
 import { issueOperatorCertificate } from "../../tools/ca"
@@ -53,6 +54,7 @@ beforeAll(async () => {
         ["v1", undefined],
         ["v2", resolve(__dirname, "fixtures/app-v2.ts")],
         ["unhealthy", resolve(__dirname, "fixtures/app-unhealthy.ts")],
+        ["hung", resolve(__dirname, "fixtures/app-hung.ts")],
     ] as [string, string | undefined][]) {
         const built = await buildAppBundle(entry, join(work, name + ".js"))
         bundles[name] = readFileSync(built.path)
@@ -72,15 +74,24 @@ afterAll(async () => {
     removeTempDirs()
 })
 
+/**
+ * A ROM watchdog short enough for a test, long enough for v1 to reach its main loop (the app
+ * then arms its own, ROM_WATCHDOG_MS-like timeout).
+ */
+const TEST_WATCHDOG_MS = 2000
+
 /** A provisioned device running v1 (the app bundle, signed as 1.0.0) under the runner. */
-async function newDevice(prefs?: Buffer): Promise<{ id: string; dir: string; device: DeviceHandle }> {
+async function newDevice(
+    prefs?: Buffer,
+    options: RunnerOptions = {}
+): Promise<{ id: string; dir: string; device: DeviceHandle }> {
     const dir = join(tempDir("bulwark-ota-dev-"), "dev")
     const board = await SimBoard.create(dir, { profile: PROFILE, trust: [keyA.anchor], counter: 1 })
     await board.debugFlash("slot-a", await makeImage({ version: "1.0.0", counter: 1, payload: bundles.v1 }))
     if (prefs) await board.flash.partition("prefs").program(0, prefs)
     board.close()
     const { deviceId } = await provision({ devDir: dir, caDir, iterations: 1000 })
-    const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+    const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port }, options)
     running.push(device)
     await device.waitFor((d) => d.app()?.connected === true, 20000, "v1 connected")
     return { id: deviceId, dir, device }
@@ -154,6 +165,26 @@ describe("updates through the broker", () => {
         const trials = boots.filter((b) => b.trial)
         expect(trials.length).toBe(3)
         expect(trials.every((b) => b.app!.app === "bulwark-app-unhealthy")).toBe(true)
+        expect(boots[boots.length - 1]).toMatchObject({ version: "1.0.0", trial: false, booted: "a" })
+        await stopped(device)
+    })
+
+    it("GP-TM-16: a v2 hung on its trial is reset by the watchdog, reverted and reported", async () => {
+        const { id, device } = await newDevice(undefined, { watchdogMs: TEST_WATCHDOG_MS })
+        const hung = await makeImage({ version: "2.0.0", counter: 2, payload: bundles.hung })
+
+        const [result] = await publish([id], hung)
+
+        expect(result).toMatchObject({ ok: false, state: "reverted", check: "reverted" })
+        expect(result.running).toBe("1.0.0")
+        const boots = device.boots()
+        const trials = boots.filter((b) => b.trial)
+        expect(trials.map((b) => [b.app!.app, b.endedBy])).toEqual([
+            ["bulwark-app-hung", "watchdog"],
+            ["bulwark-app-hung", "watchdog"],
+            ["bulwark-app-hung", "watchdog"],
+        ])
+        expect(boots.filter((b) => !b.trial).every((b) => b.endedBy !== "watchdog")).toBe(true)
         expect(boots[boots.length - 1]).toMatchObject({ version: "1.0.0", trial: false, booted: "a" })
         await stopped(device)
     })
