@@ -11,6 +11,8 @@ export const SE_COUNTER_COUNT = 4
 /** Well-known key slots. */
 export const SE_SLOT_IDENTITY = 0
 export const SE_SLOT_AUDIT = 1
+/** HMAC secret authenticating the prefs records (src/prefs.ts); made at first use. */
+export const SE_SLOT_PREFS = 2
 
 export interface SecureElement {
     /**

@@ -4,23 +4,28 @@
  * data. Two copies, each half the partition; a write goes to the copy that does not hold the
  * newest record, then the older copy is erased, so a torn write loses only that change and
  * no superseded value stays readable in flash. Updates and the boot stub never write here.
+ * Sealed (GP-TM-31): each record also carries a MAC by the secure element (privacy/seal.ts).
  */
 
 import { equalBytes, readU32, writeU32 } from "../boot/bytes"
 import { Crypto } from "../hal/crypto"
 import { FlashPartition } from "../hal/flash"
 import { jsonText } from "./privacy/json"
+import { PrefsSeal, SEAL_LENGTH, TAMPER_EVENT, sealElement, sealMac } from "./privacy/seal"
 import { CheckError } from "../hal/errors"
+import { SecureElement } from "../hal/secure-element"
 
 export const PARTITION_PREFS = "prefs"
 
 /**
  * Copy layout, big-endian: magic "BWPF" | version u8 | 3 reserved (0) | seq u32 |
  * body length u32 | body (a JSON object of string values, UTF-8) | SHA-256 over header and
+ * body | (version 2, sealed) HMAC-SHA-256 by the secure element over a label, header and
  * body; padded with 0xFF to the write alignment.
  */
 const MAGIC = "BWPF"
 const FORMAT_VERSION = 1
+const SEALED_VERSION = 2
 const HEADER_LENGTH = 16
 const DIGEST_LENGTH = 32
 /** Keys: 1 to 48 of a-z, 0-9, '.', '-', '_'. */
@@ -88,17 +93,43 @@ export function encodePrefsRecord(
     align: number
 ): Buffer {
     const body = Buffer.from(jsonText(values))
+    const header = recordHeader(FORMAT_VERSION, seq, body.length)
+    return laidOut([header, body, crypto.sha256([header, body])], align)
+}
+
+/** A sealed (version 2) record: as above, then the secure element's MAC. */
+export async function encodeSealedRecord(
+    crypto: Crypto,
+    se: SecureElement,
+    values: { [key: string]: string },
+    seq: number,
+    align: number
+): Promise<Buffer> {
+    const body = Buffer.from(jsonText(values))
+    const header = recordHeader(SEALED_VERSION, seq, body.length)
+    const mac = await sealMac(se, header, body)
+    return laidOut([header, body, crypto.sha256([header, body]), mac], align)
+}
+
+function recordHeader(version: number, seq: number, bodyLength: number): Buffer {
     const header = Buffer.alloc(HEADER_LENGTH)
     header.set(Buffer.from(MAGIC), 0)
-    header[4] = FORMAT_VERSION
+    header[4] = version
     writeU32(header, 8, seq)
-    writeU32(header, 12, body.length)
-    const digest = crypto.sha256([header, body])
-    const length = HEADER_LENGTH + body.length + DIGEST_LENGTH
+    writeU32(header, 12, bodyLength)
+    return header
+}
+
+/** The parts one after the other, padded with 0xFF to the write alignment. */
+function laidOut(parts: Buffer[], align: number): Buffer {
+    let length = 0
+    for (let i = 0; i < parts.length; i++) length += parts[i].length
     const out = Buffer.alloc(Math.ceil(length / align) * align)
-    out.set(header, 0)
-    out.set(body, HEADER_LENGTH)
-    out.set(digest, HEADER_LENGTH + body.length)
+    let at = 0
+    for (let i = 0; i < parts.length; i++) {
+        out.set(parts[i], at)
+        at += parts[i].length
+    }
     for (let i = length; i < out.length; i++) out[i] = 0xff
     return out
 }
@@ -121,36 +152,66 @@ interface Copy {
     values: { [key: string]: string }
 }
 
-/** Reads one copy; null when it is erased, torn or otherwise not a whole record. */
+/**
+ * What reading a copy found: a whole record, or null with why. `refused` is "" for an
+ * erased or torn copy, "mac" for a whole record whose seal does not verify (forged, or
+ * sealed with a secret that is gone), "unsealed" for a whole record without a seal where
+ * one is required.
+ */
+interface CopyRead {
+    copy: Copy | null
+    refused: string
+}
+
+const TORN: CopyRead = { copy: null, refused: "" }
+
+/** Reads one copy: sealed records need `se` (null: the unsealed format is read instead). */
 async function readCopy(
     crypto: Crypto,
+    se: SecureElement | null,
     p: FlashPartition,
     offset: number,
     size: number
-): Promise<Copy | null> {
+): Promise<CopyRead> {
     const header = await p.read(offset, HEADER_LENGTH)
-    if (header.slice(0, 4).toString() !== MAGIC || header[4] !== FORMAT_VERSION) return null
+    const version = header[4]
+    if (header.slice(0, 4).toString() !== MAGIC) return TORN
+    if (version !== FORMAT_VERSION && version !== SEALED_VERSION) return TORN
+    const sealed = version === SEALED_VERSION
+    if (sealed && se === null) return TORN
+    const trailer = DIGEST_LENGTH + (sealed ? SEAL_LENGTH : 0)
     const length = readU32(header, 12)
-    if (length < 2 || length > size - HEADER_LENGTH - DIGEST_LENGTH) return null
-    const rest = await p.read(offset + HEADER_LENGTH, length + DIGEST_LENGTH)
+    if (length < 2 || length > size - HEADER_LENGTH - trailer) return TORN
+    const rest = await p.read(offset + HEADER_LENGTH, length + trailer)
     const body = rest.slice(0, length)
-    if (!equalBytes(crypto.sha256([header, body]), rest.slice(length))) return null
+    if (!equalBytes(crypto.sha256([header, body]), rest.slice(length, length + DIGEST_LENGTH)))
+        return TORN
+    // Whole as written: from here on, a refusal is not a torn write but a record we did
+    // not seal, and it is reported.
+    if (se !== null && !sealed) return { copy: null, refused: "unsealed" }
+    if (se !== null) {
+        const mac = await sealMac(se, header, body)
+        if (!equalBytes(mac, rest.slice(length + DIGEST_LENGTH)))
+            return { copy: null, refused: "mac" }
+    }
     let values: { [key: string]: string } | null = null
     try {
         values = checkValues(JSON.parse(body.toString("utf-8")))
     } catch (e) {
-        return null
+        return TORN
     }
-    if (values === null) return null
-    return { seq: readU32(header, 8), values: values }
+    if (values === null) return TORN
+    return { copy: { seq: readU32(header, 8), values: values }, refused: "" }
 }
 
 /**
  * The store. `open` reads both copies, keeps the newest whole record and erases the other
  * copy if anything is left in it (a superseded record or a torn write), so a change that
- * a power cut interrupted after it was committed is finished at the next start.
+ * a power cut interrupted after it was committed is finished at the next start. Sealed,
+ * a copy whose MAC fails is refused like a torn one, erased, and reported.
  *
- *     const prefs = await PrefsStore.open(flash.partition(PARTITION_PREFS), board.crypto)
+ *     const seal = { secureElement: board.secureElement, onTamper: auditSink }
+ *     const prefs = await PrefsStore.open(flash.partition(PARTITION_PREFS), crypto, seal)
  *     await prefs.update({ "pref.unit": "celsius", "pref.old": null })   // atomic
  *     prefs.get("pref.unit")                                              // "celsius"
  */
@@ -165,10 +226,12 @@ export class PrefsStore implements Prefs {
 
     /** SHA-256 of an erased sector: `scrub` compares digests, not 4 KiB byte by byte. */
     private readonly blankDigest: Buffer
+    private readonly findings: string[] = []
 
     private constructor(
         private readonly p: FlashPartition,
-        private readonly crypto: Crypto
+        private readonly crypto: Crypto,
+        private readonly se: SecureElement | null
     ) {
         this.size = copySize(p)
         const blank = Buffer.alloc(p.sectorSize)
@@ -176,11 +239,39 @@ export class PrefsStore implements Prefs {
         this.blankDigest = crypto.sha256([blank])
     }
 
-    /** Opens the store on `partition` (PARTITION_PREFS); PrefsError "partition" if too small. */
-    static async open(partition: FlashPartition, crypto: Crypto): Promise<PrefsStore> {
-        const store = new PrefsStore(partition, crypto)
+    /**
+     * Opens the store on `partition` (PARTITION_PREFS); PrefsError "partition" if too small.
+     * With `seal` the records are sealed (version 2) and UnsupportedError is thrown on a
+     * board without a secure element. Without it the store reads and writes the unsealed
+     * version 1, which nothing authenticates: kept only for callers not yet passing a seal
+     * (docs/limits.md).
+     */
+    static async open(
+        partition: FlashPartition,
+        crypto: Crypto,
+        seal?: PrefsSeal
+    ): Promise<PrefsStore> {
+        const se = seal !== undefined ? sealElement(seal) : null
+        const store = new PrefsStore(partition, crypto, se)
         await store.load()
+        const report = seal !== undefined ? seal.onTamper : undefined
+        if (report !== undefined)
+            for (let i = 0; i < store.findings.length; i++)
+                await report(TAMPER_EVENT, "device", "failure", store.findings[i])
         return store
+    }
+
+    /**
+     * The copies refused at open ("store=prefs copy=N reason=mac|unsealed"): whole records
+     * the secure element did not seal. They were erased like torn copies.
+     */
+    tamperFindings(): string[] {
+        return this.findings.slice(0)
+    }
+
+    /** True when records carry the secure element's MAC. */
+    isSealed(): boolean {
+        return this.se !== null
     }
 
     /** The value of `key`, or null. */
@@ -204,7 +295,7 @@ export class PrefsStore implements Prefs {
 
     /** Bytes of JSON body one copy can hold. */
     capacity(): number {
-        return this.size - HEADER_LENGTH - DIGEST_LENGTH
+        return this.size - HEADER_LENGTH - DIGEST_LENGTH - (this.se !== null ? SEAL_LENGTH : 0)
     }
 
     async set(key: string, value: string): Promise<void> {
@@ -257,8 +348,15 @@ export class PrefsStore implements Prefs {
     }
 
     private async load(): Promise<void> {
-        const a = await readCopy(this.crypto, this.p, 0, this.size)
-        const b = await readCopy(this.crypto, this.p, this.size, this.size)
+        const readA = await readCopy(this.crypto, this.se, this.p, 0, this.size)
+        const readB = await readCopy(this.crypto, this.se, this.p, this.size, this.size)
+        const reads = [readA, readB]
+        for (let i = 0; i < reads.length; i++)
+            if (reads[i].refused !== "")
+                this.findings.push("store=prefs copy=" + (i === 0 ? "0" : "1") + " reason=" +
+                    reads[i].refused)
+        const a = readA.copy
+        const b = readB.copy
         let pick = -1
         if (a !== null && (b === null || a.seq >= b.seq)) pick = 0
         else if (b !== null) pick = 1
@@ -290,11 +388,16 @@ export class PrefsStore implements Prefs {
      * callers that share the store serialise their writes (the privacy manager does).
      */
     private async commit(next: { [key: string]: string }): Promise<void> {
-        const record = encodePrefsRecord(this.crypto, next, this.seq + 1, this.p.writeAlign)
-        if (record.length > this.size) throw new PrefsError("full", "record larger than a copy")
         if (this.writing) throw new PrefsError("busy", "another write is in progress")
         this.writing = true
         try {
+            const align = this.p.writeAlign
+            const record =
+                this.se !== null
+                    ? await encodeSealedRecord(this.crypto, this.se, next, this.seq + 1, align)
+                    : encodePrefsRecord(this.crypto, next, this.seq + 1, align)
+            if (record.length > this.size)
+                throw new PrefsError("full", "record larger than a copy")
             const target = this.current === 0 ? 1 : 0
             await this.scrub(target)
             await this.p.program(target * this.size, record)

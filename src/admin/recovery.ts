@@ -3,9 +3,12 @@
  * presence, it wipes the owner password, the console's counters and the user data, and
  * keeps the device identity (key in the secure element, certificate, setup code) and the
  * audit log, which records it. Marked pending first, so a power cut resumes it at boot.
+ * The prefs seal's secret goes too, so no copy of the old records verifies again.
  */
 
 import { Flash } from "../../hal/flash"
+import { SecureElement } from "../../hal/secure-element"
+import { forgetSeal } from "../privacy/seal"
 import { EVENTS } from "../audit/chain"
 import { AuditLog } from "../audit/log"
 import { AdminStore } from "./store"
@@ -18,6 +21,8 @@ export interface ResetDeps {
     store: AdminStore
     audit: AuditLog | null
     userData?: string[]
+    /** Holds the prefs seal's secret (SE_SLOT_PREFS), forgotten with the user data. */
+    secureElement?: SecureElement
 }
 
 async function note(deps: ResetDeps, actor: string, outcome: string, detail: string) {
@@ -38,6 +43,8 @@ async function wipe(deps: ResetDeps): Promise<void> {
         const p = deps.flash.partition(names[i])
         await p.erase(0, p.size)
     }
+    // A dump of the old prefs written back must not verify: the next open makes a new secret.
+    if (deps.secureElement !== undefined) await forgetSeal(deps.secureElement)
     // Last: the owner password and the pending mark go together.
     await deps.store.wipe()
 }

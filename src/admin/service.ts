@@ -138,7 +138,7 @@ export async function openAdminConsole(
     const se = requireCapability(board.secureElement, "secure element")
     const store = new AdminStore(flash.partition(PARTITION_SECURE_SETTINGS))
     await store.load()
-    const resetDeps = { flash: flash, store: store, audit: services.audit }
+    const resetDeps = { flash: flash, store: store, audit: services.audit, secureElement: se }
     await resumeFactoryReset(resetDeps)
     const recovery = board.button ? await board.button.held() : false
     const ctx = services.exportContext

@@ -51,7 +51,10 @@ export async function openRig(
 ): Promise<Rig> {
     const audit = options.audit ?? []
     const sink = auditInto(audit)
-    const prefs = await PrefsStore.open(board.flash.partition(PARTITION_PREFS), board.crypto)
+    const prefs = await PrefsStore.open(board.flash.partition(PARTITION_PREFS), board.crypto, {
+        secureElement: board.secureElement,
+        onTamper: sink,
+    })
     const manager = await PrivacyManager.open({
         prefs,
         clock: board.clock,
