@@ -3,14 +3,26 @@
  * offered image, writes them in order into the inactive slot (each sector erased just before
  * its first write) and appends one progress entry per finished sector to "ota-state", so a
  * reboot resumes at the first sector not known to be whole. Lost requests are sent again
- * after a timeout that backs off while the publisher is silent.
+ * after a timeout that backs off while the publisher is silent. With a chunk table (offer
+ * format 2) every chunk is checked against its signed hash on arrival: a changed chunk is
+ * asked for again, up to CHUNK_RETRIES times, and never written.
  */
 
-import { alignUp } from "../boot/bytes"
+import { alignUp, equalBytes } from "../boot/bytes"
 import { Board } from "../hal/board"
 import { FlashPartition } from "../hal/flash"
 import { appendProgress, StoredOtaState } from "./agent-state"
-import { Chunk, decodeChunk, encodeRequest, StatusReport, TOPIC_REQUEST } from "./agent-wire"
+import {
+    Chunk,
+    ChunkTable,
+    decodeChunk,
+    decodeTable,
+    encodeRequest,
+    encodeTableRequest,
+    StatusReport,
+    TOPIC_REQUEST,
+} from "./agent-wire"
+import { chunkCount, ChunkTableRef, MAX_TABLE_ENTRIES } from "./offer"
 
 export interface DownloadOptions {
     chunkSize: number
@@ -18,7 +30,12 @@ export interface DownloadOptions {
     window: number
     io: { publish(suffix: string, payload: Buffer, reliable: boolean): Promise<void> }
     report: (status: StatusReport) => Promise<void>
+    /** The offer's chunk table reference; null: no per-chunk check (chunkSize applies). */
+    table: ChunkTableRef | null
 }
+
+/** Bad arrivals in a row (a changed chunk, a table that does not match) before refusing. */
+export const CHUNK_RETRIES = 3
 
 /** First wait for a chunk before asking again; doubled per silent period up to the cap. */
 export const REQUEST_TIMEOUT_MS = 2000
@@ -28,7 +45,8 @@ export const STALL_AFTER = 3
 
 /**
  * `accept` answers: "" (not for us, a duplicate or out of order: ignored), "progress",
- * "complete", or the name of a failed check ("truncated", "chunk-size").
+ * "complete", or the name of a failed check ("truncated", "chunk-size", "chunk-digest",
+ * "chunk-table").
  */
 export type ChunkOutcome = string
 
@@ -45,6 +63,10 @@ export class Downloader {
     private timeoutMs = REQUEST_TIMEOUT_MS
     private silentPeriods = 0
     private lastDecile = -1
+    private readonly chunkSize: number
+    /** The verified chunk table; null until it arrives, or when the offer has none. */
+    private hashes: Buffer | null = null
+    private badInARow = 0
 
     constructor(
         board: Board,
@@ -58,6 +80,7 @@ export class Downloader {
         this.slot = slot
         this.stored = stored
         this.options = options
+        this.chunkSize = options.table === null ? options.chunkSize : options.table.chunkSize
         const resumeAt = stored.done * slot.sectorSize
         const size = stored.state.imageSize
         this.nextOffset = resumeAt < size ? resumeAt : size
@@ -79,7 +102,50 @@ export class Downloader {
         await this.fill()
     }
 
+    private needsTable(): boolean {
+        return this.options.table !== null && this.hashes === null
+    }
+
+    /** A bad arrival: the failed check once the retries are used up, else ask again. */
+    private async bad(check: string): Promise<ChunkOutcome> {
+        this.badInARow = this.badInARow + 1
+        if (this.badInARow > CHUNK_RETRIES) return check
+        this.requestedTo = this.nextOffset
+        await this.fill()
+        return ""
+    }
+
+    /** The table must be for this offer and hash to the digest the offer signs. */
+    private async acceptTable(bytes: Buffer): Promise<ChunkOutcome> {
+        const ref = this.options.table
+        if (ref === null) return ""
+        let table: ChunkTable
+        try {
+            table = decodeTable(bytes, MAX_TABLE_ENTRIES)
+        } catch (err) {
+            return ""
+        }
+        const state = this.stored.state
+        if (table.sequence !== state.sequence) return ""
+        const count = chunkCount(state.imageSize, ref.chunkSize)
+        const digest = this.board.crypto.sha256([table.hashes])
+        const fits = table.chunkSize === ref.chunkSize && table.hashes.length === count * 32
+        if (!fits || !equalBytes(digest, ref.digest)) return await this.bad("chunk-table")
+        this.hashes = table.hashes
+        this.badInARow = 0
+        await this.fill()
+        return "progress"
+    }
+
+    private chunkMatches(data: Buffer): boolean {
+        const hashes = this.hashes
+        if (hashes === null) return true
+        const at = Math.floor(this.nextOffset / this.chunkSize) * 32
+        return equalBytes(this.board.crypto.sha256([data]), hashes.slice(at, at + 32))
+    }
+
     async accept(bytes: Buffer): Promise<ChunkOutcome> {
+        if (this.needsTable()) return await this.acceptTable(bytes)
         let chunk: Chunk
         try {
             chunk = decodeChunk(bytes)
@@ -91,6 +157,8 @@ export class Downloader {
         const expected = this.lengthAt(this.nextOffset)
         if (chunk.data.length === 0 || chunk.data.length < expected) return "truncated"
         if (chunk.data.length > expected) return "chunk-size"
+        if (!this.chunkMatches(chunk.data)) return await this.bad("chunk-digest")
+        this.badInARow = 0
 
         await this.eraseUpTo(this.nextOffset + expected)
         await this.slot.program(this.nextOffset, this.aligned(chunk.data))
@@ -132,12 +200,17 @@ export class Downloader {
 
     private lengthAt(offset: number): number {
         const left = this.stored.state.imageSize - offset
-        return left < this.options.chunkSize ? left : this.options.chunkSize
+        return left < this.chunkSize ? left : this.chunkSize
     }
 
     private async fill(): Promise<void> {
+        if (this.needsTable()) {
+            const request = encodeTableRequest(this.stored.state.sequence)
+            await this.options.io.publish(TOPIC_REQUEST, request, false)
+            return
+        }
         const size = this.stored.state.imageSize
-        const limit = this.nextOffset + this.options.window * this.options.chunkSize
+        const limit = this.nextOffset + this.options.window * this.chunkSize
         if (this.requestedTo < this.nextOffset) this.requestedTo = this.nextOffset
         while (this.requestedTo < size && this.requestedTo < limit) {
             const length = this.lengthAt(this.requestedTo)

@@ -15,7 +15,7 @@ import { slotPartitionName } from "../boot/stub"
 import { Board, requireCapability } from "../hal/board"
 import { OTP_KEY_SLOT_COUNT, OtpKeySlot } from "../hal/otp"
 import { OtaState } from "./agent-state"
-import { judgeOffer, Offer, OfferError, verifyOffer } from "./offer"
+import { judgeOffer, MAX_TABLE_CHUNK, Offer, OfferError, verifyOffer } from "./offer"
 
 const READ_SIZE = 4096
 
@@ -39,6 +39,8 @@ export interface OfferContext {
     slot: SlotName
     /** An update is on trial or being installed: no new one now. */
     busy: boolean
+    /** Largest chunk the device takes (update.chunkSize); bounds an offer's chunk table. */
+    maxChunk?: number
 }
 
 export interface OfferVerdict {
@@ -82,7 +84,12 @@ export async function checkOffer(board: Board, bytes: Buffer, ctx: OfferContext)
         slotSize: slotPart.size,
         wallTime: board.clock.wallTime(),
     })
-    return { offer: offer, check: check, signatures: signatures }
+    const table = offer.chunkTable === undefined ? null : offer.chunkTable
+    const limit = ctx.maxChunk === undefined ? MAX_TABLE_CHUNK : ctx.maxChunk
+    // A table fixes the chunk size: the device refuses chunks larger than it can buffer.
+    const tooBig = table !== null && table.chunkSize > limit
+    const failed = check === null && tooBig ? "chunk-size" : check
+    return { offer: offer, check: failed, signatures: signatures }
 }
 
 export interface VerifyConfig {

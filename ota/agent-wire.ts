@@ -11,6 +11,10 @@ import { CheckError } from "../hal/errors"
 
 export const REQUEST_MAGIC = "BWRQ"
 export const CHUNK_MAGIC = "BWCK"
+/** Asks for the chunk table of a version 2 offer (on the request topic). */
+export const TABLE_REQUEST_MAGIC = "BWTQ"
+/** The chunk table (on the chunk topic): head, then one SHA-256 per chunk. */
+export const TABLE_MAGIC = "BWTB"
 export const REQUEST_SIZE = 16
 export const CHUNK_HEAD_SIZE = 16
 /** Largest chunk a request may ask for (the profile's chunkSize is at most this). */
@@ -88,6 +92,45 @@ export function decodeChunk(bytes: Buffer): Chunk {
         sequence: readU32(bytes, 4),
         offset: readU32(bytes, 8),
         data: bytes.slice(CHUNK_HEAD_SIZE, CHUNK_HEAD_SIZE + length),
+    }
+}
+
+export interface ChunkTable {
+    sequence: number
+    chunkSize: number
+    /** The concatenated SHA-256 of every chunk, 32 bytes each. */
+    hashes: Buffer
+}
+
+export function encodeTableRequest(sequence: number): Buffer {
+    return head(TABLE_REQUEST_MAGIC, sequence, 0, 0)
+}
+
+/** The offer sequence of a table request, or -1 when `bytes` is not one. */
+export function decodeTableRequest(bytes: Buffer): number {
+    if (bytes.length !== REQUEST_SIZE || !hasMagic(bytes, TABLE_REQUEST_MAGIC)) return -1
+    return readU32(bytes, 4)
+}
+
+export function encodeTable(table: ChunkTable): Buffer {
+    const count = Math.floor(table.hashes.length / 32)
+    return concatBytes([head(TABLE_MAGIC, table.sequence, table.chunkSize, count), table.hashes])
+}
+
+/**
+ * WireError "table" unless the head has the magic, 1 to `maxEntries` entries and exactly
+ * 32 bytes per entry follow. The entries are checked against the offer by the caller.
+ */
+export function decodeTable(bytes: Buffer, maxEntries: number): ChunkTable {
+    if (bytes.length < CHUNK_HEAD_SIZE || !hasMagic(bytes, TABLE_MAGIC))
+        throw new WireError("table", "not a chunk table")
+    const count = readU32(bytes, 12)
+    if (count < 1 || count > maxEntries || bytes.length !== CHUNK_HEAD_SIZE + count * 32)
+        throw new WireError("table", "entry count does not match")
+    return {
+        sequence: readU32(bytes, 4),
+        chunkSize: readU32(bytes, 8),
+        hashes: bytes.slice(CHUNK_HEAD_SIZE, bytes.length),
     }
 }
 

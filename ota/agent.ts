@@ -28,7 +28,7 @@ import {
 import { encodeStatus, StatusReport, TOPIC_STATUS } from "./agent-wire"
 import { Downloader } from "./agent-download"
 import { resumeAction } from "./agent-resume"
-import { OfferError } from "./offer"
+import { ChunkTableRef, OfferError } from "./offer"
 import { checkOffer, verifyDownload } from "./agent-verify"
 
 export interface AgentIo {
@@ -81,6 +81,8 @@ export class UpdateAgent {
     private approved = false
     private deferredFor = ""
     private busy = false
+    /** The chunk table of the offer accepted in this run (lost at a reboot: digest only). */
+    private table: ChunkTableRef | null = null
 
     constructor(board: Board, config: AgentConfig, io: AgentIo) {
         this.board = board
@@ -232,6 +234,7 @@ export class UpdateAgent {
             storedSequence: stored.state.highestSequence,
             slot: slot,
             busy: this.trial || stored.state.phase === "installing",
+            maxChunk: this.config.update.chunkSize,
         })
         const offer = verdict.offer
         if (offer === null) {
@@ -260,6 +263,7 @@ export class UpdateAgent {
         this.stored = await writeOtaState(this.board.crypto, this.part, stored, next)
         this.ready = false
         this.approved = false
+        this.table = offer.chunkTable === undefined ? null : offer.chunkTable
         await this.event("ota-accepted", "seq=" + offer.sequence + " version=" + offer.version)
         await this.report({ state: "accepted", seq: offer.sequence, version: offer.version })
         await this.resumeDownload()
@@ -300,6 +304,7 @@ export class UpdateAgent {
             window: this.config.window === undefined ? DEFAULT_WINDOW : this.config.window,
             io: this.io,
             report: reporterFor(this),
+            table: this.table,
         })
         if (this.download.complete()) await this.verifyAndInstall()
         else await this.download.kick()

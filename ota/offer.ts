@@ -6,7 +6,7 @@
  * refused, OfferError naming the check) and signed with the image's trailer and trust code.
  */
 
-import { concatBytes, equalBytes, isUint, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
+import { allZero, concatBytes, equalBytes, isUint, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
 import { checkTrailerTrust, compareVersions } from "../boot/image"
 import {
     decodeTrailer,
@@ -40,9 +40,18 @@ export class OfferError extends CheckError {
 
 /** "BWOF": first four bytes of every offer. */
 export const OFFER_MAGIC = Buffer.from("BWOF")
-export const OFFER_FORMAT_VERSION = 1
+/** Version 1: no chunk table. Still accepted, and written for offers without a table. */
+export const OFFER_FORMAT_V1 = 1
+/** Version 2: the fixed part is followed by a chunk-table block (ChunkTableRef). */
+export const OFFER_FORMAT_VERSION = 2
 /** Bytes of the fixed part of the body, before the device class and the targets. */
 export const OFFER_FIXED_SIZE = 68
+/** Bytes of the chunk-table block of a version 2 body: chunk size (4), table digest (32). */
+export const TABLE_BLOCK_SIZE = 36
+/** Entries a chunk table may have (8 KiB of SHA-256 values, one MQTT message). */
+export const MAX_TABLE_ENTRIES = 256
+/** Largest chunk a table may describe (agent-wire MAX_CHUNK). */
+export const MAX_TABLE_CHUNK = 65536
 export const MAX_TARGETS = 64
 export const MAX_NAME = 64
 /** Domain-separation label of offer signatures (16 bytes, like the image's). */
@@ -65,6 +74,23 @@ export interface Offer {
     expiry: number | null
     /** Devices the offer is for; empty: every device of the class. */
     targets: string[]
+    /** Per-chunk hashes of the image (format version 2); absent or null: none (version 1). */
+    chunkTable?: ChunkTableRef | null
+}
+
+/**
+ * What a version 2 offer signs about its chunk table: the image is downloaded in chunks of
+ * `chunkSize` bytes (the last one shorter), and `digest` is SHA-256 of the table, the
+ * concatenated SHA-256 of every chunk in order (docs/update-format.md).
+ */
+export interface ChunkTableRef {
+    chunkSize: number
+    digest: Buffer
+}
+
+/** Chunks of an image of `imageSize` bytes cut in `chunkSize` pieces. */
+export function chunkCount(imageSize: number, chunkSize: number): number {
+    return Math.floor((imageSize + chunkSize - 1) / chunkSize)
 }
 
 export interface ParsedOffer {
@@ -82,11 +108,6 @@ export interface VerifiedOffer {
     signatures: SignatureReport[]
 }
 
-function allZero(buf: Buffer, start: number, end: number): boolean {
-    for (let i = start; i < end; i++) if (buf[i] !== 0) return false
-    return true
-}
-
 function checkNames(offer: Offer): void {
     if (!isSafeName(offer.deviceClass))
         throw new OfferError("class-name", "device class must be 1-64 of a-z, 0-9, '-' and '.'")
@@ -99,6 +120,17 @@ function checkNames(offer: Offer): void {
             if (offer.targets[j] === offer.targets[i])
                 throw new OfferError("target", "a target id appears twice")
     }
+}
+
+function checkTable(offer: Offer): void {
+    const table = offer.chunkTable
+    if (table === undefined || table === null) return
+    if (!isUint(table.chunkSize, MAX_TABLE_CHUNK) || table.chunkSize < 1)
+        throw new OfferError("chunk-table", "chunk size must be 1 to 65536")
+    if (chunkCount(offer.imageSize, table.chunkSize) > MAX_TABLE_ENTRIES)
+        throw new OfferError("chunk-table", "at most " + MAX_TABLE_ENTRIES + " chunks")
+    if (!table.digest || table.digest.length !== DIGEST_SIZE)
+        throw new OfferError("chunk-table", "table digest must be 32 bytes")
 }
 
 function checkNumbers(offer: Offer): void {
@@ -125,9 +157,11 @@ export function encodeOfferBody(offer: Offer): Buffer {
     if (!offer.imageDigest || offer.imageDigest.length !== DIGEST_SIZE)
         throw new OfferError("image-digest", "image digest must be 32 bytes")
 
+    checkTable(offer)
+    const table = offer.chunkTable === undefined ? null : offer.chunkTable
     const fixed = Buffer.alloc(OFFER_FIXED_SIZE)
     for (let i = 0; i < 4; i++) fixed[i] = OFFER_MAGIC[i]
-    writeU16(fixed, 4, OFFER_FORMAT_VERSION)
+    writeU16(fixed, 4, table === null ? OFFER_FORMAT_V1 : OFFER_FORMAT_VERSION)
     writeU32(fixed, 8, offer.sequence)
     writeU32(fixed, 12, offer.imageSize)
     writeU32(fixed, 16, offer.securityCounter)
@@ -140,7 +174,14 @@ export function encodeOfferBody(offer: Offer): Buffer {
     fixed[64] = name.length
     fixed[65] = offer.targets.length
 
-    const parts: Buffer[] = [fixed, name]
+    const parts: Buffer[] = [fixed]
+    if (table !== null) {
+        const block = Buffer.alloc(TABLE_BLOCK_SIZE)
+        writeU32(block, 0, table.chunkSize)
+        for (let i = 0; i < DIGEST_SIZE; i++) block[4 + i] = table.digest[i]
+        parts.push(block)
+    }
+    parts.push(name)
     for (let i = 0; i < offer.targets.length; i++) {
         const id = Buffer.from(offer.targets[i])
         const len = Buffer.alloc(1)
@@ -163,18 +204,22 @@ function nameAt(bytes: Buffer, offset: number, length: number, check: string): s
 }
 
 /**
- * Decodes the body at the start of `bytes`. Checks, in order: truncated, magic,
- * format-version, body-size, flags, reserved, sequence, image-size, security-counter,
- * expiry, class-name, targets, target. Returns the offer and the body's length.
+ * Decodes the body at the start of `bytes`, version 1 or 2. Checks, in order: truncated,
+ * magic, format-version, body-size, flags, reserved, sequence, image-size,
+ * security-counter, expiry, class-name, targets, target, chunk-table. Returns the offer
+ * (with `chunkTable` only for version 2) and the body's length.
  */
 export function decodeOfferBody(bytes: Buffer): { offer: Offer; size: number } {
     if (bytes.length < OFFER_FIXED_SIZE) throw new OfferError("truncated", "shorter than an offer")
     for (let i = 0; i < 4; i++)
         if (bytes[i] !== OFFER_MAGIC[i]) throw new OfferError("magic", "not a Bulwark offer")
-    if (readU16(bytes, 4) !== OFFER_FORMAT_VERSION)
+    const format = readU16(bytes, 4)
+    if (format !== OFFER_FORMAT_V1 && format !== OFFER_FORMAT_VERSION)
         throw new OfferError("format-version", "unsupported offer format version")
+    let start = OFFER_FIXED_SIZE
+    if (format === OFFER_FORMAT_VERSION) start = OFFER_FIXED_SIZE + TABLE_BLOCK_SIZE
     const size = readU16(bytes, 6)
-    if (size < OFFER_FIXED_SIZE + 1 || size > bytes.length)
+    if (size < start + 1 || size > bytes.length)
         throw new OfferError("body-size", "body size out of bounds")
     if (readU16(bytes, 26) !== 0) throw new OfferError("flags", "reserved flags are set")
     if (!allZero(bytes, 66, 68)) throw new OfferError("reserved", "reserved bytes are set")
@@ -184,7 +229,7 @@ export function decodeOfferBody(bytes: Buffer): { offer: Offer; size: number } {
     const targetCount = bytes[65]
     if (targetCount > MAX_TARGETS)
         throw new OfferError("targets", "at most " + MAX_TARGETS + " target devices")
-    let pos = OFFER_FIXED_SIZE
+    let pos = start
     const deviceClass = nameAt(bytes, pos, classLength, "class-name")
     pos = pos + classLength
     const targets: string[] = []
@@ -207,8 +252,14 @@ export function decodeOfferBody(bytes: Buffer): { offer: Offer; size: number } {
         expiry: expiry === 0 ? null : expiry,
         targets: targets,
     }
+    if (format === OFFER_FORMAT_VERSION) {
+        const at = OFFER_FIXED_SIZE
+        const digest = bytes.slice(at + 4, at + 4 + DIGEST_SIZE)
+        offer.chunkTable = { chunkSize: readU32(bytes, at), digest: digest }
+    }
     checkNumbers(offer)
     checkNames(offer)
+    checkTable(offer)
     return { offer: offer, size: size }
 }
 

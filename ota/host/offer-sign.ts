@@ -19,6 +19,7 @@ import { SimCrypto } from "../../sim/crypto"
 import { ReleasePrivateKey } from "../../tools/keyfile"
 import { bufferSource, signMessage } from "../../tools/signer"
 import { encodeOfferBody, Offer, OfferError, offerSignedMessage } from "../offer"
+import { ChunkTableRef } from "../offer"
 
 const crypto = new SimCrypto()
 
@@ -51,6 +52,24 @@ export interface OfferOptions {
     /** Seconds since the epoch; null or absent for none. */
     expiry?: number | null
     targets?: string[]
+    /**
+     * Cut the image in chunks of this many bytes and sign the SHA-256 of their hash table
+     * into the offer (format version 2); absent: a version 1 offer without a table.
+     */
+    chunkTableSize?: number
+}
+
+/** The chunk table of `image`: SHA-256 of each `chunkSize`-byte chunk, concatenated. */
+export function chunkHashes(image: Buffer, chunkSize: number): Buffer {
+    const hashes: Buffer[] = []
+    for (let at = 0; at < image.length; at += chunkSize)
+        hashes.push(crypto.sha256([image.subarray(at, at + chunkSize)]))
+    return Buffer.concat(hashes)
+}
+
+/** What an offer signs about the chunk table of `image`. */
+export function chunkTableRef(image: Buffer, chunkSize: number): ChunkTableRef {
+    return { chunkSize: chunkSize, digest: crypto.sha256([chunkHashes(image, chunkSize)]) }
 }
 
 /**
@@ -60,7 +79,7 @@ export interface OfferOptions {
  */
 export async function offerForImage(image: Buffer, options: OfferOptions): Promise<Offer> {
     const header = await parseImageHeader(bufferSource(image))
-    return {
+    const offer: Offer = {
         sequence: options.sequence,
         deviceClass: header.deviceClass,
         version: header.version,
@@ -70,4 +89,7 @@ export async function offerForImage(image: Buffer, options: OfferOptions): Promi
         expiry: options.expiry ?? null,
         targets: options.targets ?? [],
     }
+    if (options.chunkTableSize !== undefined)
+        offer.chunkTable = chunkTableRef(image, options.chunkTableSize)
+    return offer
 }

@@ -6,13 +6,20 @@
  * rolled it back, or the time is up. Used by `bulwark ota publish` and the demo.
  */
 
-import { decodeRequest, decodeStatus, encodeChunk, AgentStatus } from "../agent-wire"
+import {
+    decodeRequest,
+    decodeStatus,
+    decodeTableRequest,
+    encodeChunk,
+    encodeTable,
+    AgentStatus,
+} from "../agent-wire"
 import { compareVersions } from "../../boot/image"
 import { MAX_TARGETS, Offer } from "../offer"
 import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { ReleasePrivateKey } from "../../tools/keyfile"
 import { SimMqttTransport } from "../../sim/mqtt"
-import { offerForImage, signOffer } from "./offer-sign"
+import { chunkHashes, offerForImage, signOffer } from "./offer-sign"
 import { CheckError } from "../../hal/errors"
 
 export interface OperatorCredentials {
@@ -54,6 +61,11 @@ export interface PublishOptions {
     sequence?: number
     /** Seconds since the epoch after which the offer is void. */
     expiry?: number | null
+    /**
+     * Sign a chunk table with this chunk size into the offers (format 2): devices check
+     * each chunk when it arrives. At most the devices' update.chunkSize. Absent: format 1.
+     */
+    chunkTableSize?: number
     /** How long to wait for every device's final status (default 5 minutes). */
     timeoutMs?: number
     /** An offer is sent again to a device that says it idles on another version, at most this often. */
@@ -95,6 +107,7 @@ async function signOffers(options: PublishOptions, base: number): Promise<Map<st
             sequence: base + g,
             expiry: options.expiry ?? null,
             targets: group,
+            chunkTableSize: options.chunkTableSize,
         })
         const signed = await signOffer(offer, options.key)
         for (const id of group) offers.set(id, signed)
@@ -211,6 +224,11 @@ async function serveChunk(
     t: Target,
     message: MqttMessage
 ): Promise<void> {
+    const tableFor = decodeTableRequest(message.payload)
+    if (tableFor >= 0) {
+        await serveTable(session, options, id, t, tableFor)
+        return
+    }
     let request
     try {
         request = decodeRequest(message.payload)
@@ -230,6 +248,21 @@ async function serveChunk(
         t.progress.offset = end
         options.onProgress?.({ ...t.progress })
     }
+}
+
+/** Answers a table request of an offer with a chunk table. */
+async function serveTable(
+    session: MqttSession,
+    options: PublishOptions,
+    id: string,
+    t: Target,
+    sequence: number
+): Promise<void> {
+    const size = options.chunkTableSize
+    if (size === undefined || sequence !== t.sequence || t.final) return
+    const hashes = chunkHashes(options.image, size)
+    const table = encodeTable({ sequence: sequence, chunkSize: size, hashes: hashes })
+    await session.publish(ROOT + id + "/ota/chunk", table, 0)
 }
 
 async function onStatus(

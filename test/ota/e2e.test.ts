@@ -97,8 +97,14 @@ async function newDevice(
     return { id: deviceId, dir, device }
 }
 
-async function publish(devices: string[], image: Buffer, progress?: DeviceProgress[]) {
+async function publish(
+    devices: string[],
+    image: Buffer,
+    progress?: DeviceProgress[],
+    chunkTableSize?: number
+) {
     return await publishUpdate({
+        chunkTableSize,
         broker: { host: "127.0.0.1", port: broker.port },
         serverName: "localhost",
         caPem,
@@ -186,6 +192,16 @@ describe("updates through the broker", () => {
         ])
         expect(boots.filter((b) => !b.trial).every((b) => b.endedBy !== "watchdog")).toBe(true)
         expect(boots[boots.length - 1]).toMatchObject({ version: "1.0.0", trial: false, booted: "a" })
+        await stopped(device)
+    })
+
+    it("GP-TM-18: a format 2 offer with a chunk table updates a device", async () => {
+        const { id, device } = await newDevice()
+        const v2 = await makeImage({ version: "2.0.0", counter: 2, payload: bundles.v2 })
+
+        const [result] = await publish([id], v2, undefined, BROKER_UPDATE.chunkSize)
+
+        expect(result).toMatchObject({ ok: true, state: "confirmed", running: "2.0.0" })
         await stopped(device)
     })
 

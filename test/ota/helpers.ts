@@ -14,9 +14,16 @@ import { makeTestBoard } from "../../sim/testing"
 import { generateReleaseKey, ReleasePrivateKey } from "../../tools/keyfile"
 import { buildSignedImage } from "../../tools/signer"
 import { AgentIo, UpdateAgent } from "../../ota/agent"
-import { decodeRequest, decodeStatus, encodeChunk, AgentStatus } from "../../ota/agent-wire"
+import {
+    decodeRequest,
+    decodeStatus,
+    decodeTableRequest,
+    encodeChunk,
+    encodeTable,
+    AgentStatus,
+} from "../../ota/agent-wire"
 import { Offer } from "../../ota/offer"
-import { offerForImage, signOffer } from "../../ota/host/offer-sign"
+import { chunkHashes, offerForImage, signOffer } from "../../ota/host/offer-sign"
 
 export const CLASS = "bulwark-test"
 export const DEVICE_ID = "dev-test"
@@ -142,6 +149,10 @@ export async function offerFor(
 export interface ServeOptions {
     /** Changes the bytes served for one chunk (tampering in transit). */
     alter?: (offset: number, data: Buffer) => Buffer
+    /** Chunk size of the offer's chunk table: table requests are answered with it. */
+    tableChunkSize?: number
+    /** Changes the table served (tampering in transit). */
+    alterTable?: (hashes: Buffer) => Buffer
 }
 
 /** How a serving loop ended. */
@@ -161,6 +172,14 @@ export async function serve(
         for (let rounds = 0; rounds < 100000; rounds++) {
             const next = link.requests.shift()
             if (next === undefined) return "idle"
+            const tableFor = decodeTableRequest(next)
+            if (tableFor >= 0 && options.tableChunkSize !== undefined) {
+                let hashes = chunkHashes(image, options.tableChunkSize)
+                if (options.alterTable) hashes = options.alterTable(Buffer.from(hashes))
+                const chunkSize = options.tableChunkSize
+                await agent.handleChunk(encodeTable({ sequence: tableFor, chunkSize, hashes }))
+                continue
+            }
             const request = decodeRequest(next)
             let data = image.subarray(request.offset, request.offset + request.length)
             if (options.alter) data = options.alter(request.offset, Buffer.from(data))
