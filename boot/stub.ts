@@ -7,13 +7,13 @@
  * for a confirmed image, and hands the app a measured-boot record of what it verified.
  */
 
-import { BootState, SlotName, StoredBootState, readBootState, writeBootState } from "./state"
+import { BootEvent, BootState, SlotName, StoredBootState, readBootState, writeBootState } from "./state"
 import { ImageSource, VerifiedImage, verifyImage } from "./image"
 import { SignaturePolicy } from "./profile"
 import { Board, requireCapability } from "../hal/board"
 import { FlashPartition, PARTITION_BOOT_STATE, PARTITION_SLOT_A, PARTITION_SLOT_B } from "../hal/flash"
 import { OTP_KEY_SLOT_COUNT, OtpKeySlot } from "../hal/otp"
-import { CheckError } from "../hal/errors"
+import { CheckError, isPowerLoss } from "../hal/errors"
 
 export interface BootConfig {
     deviceClass: string
@@ -128,7 +128,7 @@ async function checkSlot(
             keepPayload: keepPayload,
         })
     } catch (err) {
-        if (err && (err as any).code === "power-loss") throw err
+        if (isPowerLoss(err)) throw err
         result.image = null
         result.check = errorCheck(err)
         result.reason = err instanceof Error ? err.message : "unreadable"
@@ -145,7 +145,7 @@ function stateWith(
     active: SlotName,
     pending: SlotName | null,
     attempts: number,
-    event: string,
+    event: BootEvent,
     eventSlot: SlotName | null
 ): BootState {
     return {
@@ -153,7 +153,7 @@ function stateWith(
         active: active,
         pending: pending,
         attempts: attempts,
-        event: event as any,
+        event: event,
         eventSlot: eventSlot,
     }
 }

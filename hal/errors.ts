@@ -33,6 +33,11 @@ export class PowerLoss extends HalError {
     }
 }
 
+/** True for the end of a run by a power cut (PowerLoss, by its code): never caught to go on. */
+export function isPowerLoss(e: unknown): boolean {
+    return !!e && (e as { code?: unknown }).code === "power-loss"
+}
+
 /** OTP codes: "slot", "burnt", "locked", "counter", "range". */
 export class OtpError extends HalError {
     constructor(code: string, message: string) {

@@ -9,6 +9,7 @@
 
 import { runBootStub, BootDecision, SlotRefusal } from "../boot/stub"
 import { ResetReason } from "../hal/clock"
+import { isPowerLoss } from "../hal/errors"
 import { AppReport, AppState } from "../src/app"
 import { SimBoard } from "./board"
 import { TearMode } from "./flash"
@@ -87,7 +88,7 @@ export interface DeviceHandle {
 
 function isRunEnd(err: unknown): boolean {
     if (err instanceof RebootSignal) return true
-    return !!err && (err as { code?: string }).code === "power-loss"
+    return isPowerLoss(err)
 }
 
 function errorText(err: unknown): string {

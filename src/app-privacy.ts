@@ -42,8 +42,13 @@ export async function openPrivacy(
     if (flash.partitionNames().indexOf(PARTITION_PREFS) < 0) return null
     const partition = flash.partition(PARTITION_PREFS)
     if (!(await holdsPrefsStore(partition))) return null
-    const prefs = await PrefsStore.open(partition, board.crypto)
     const sink = auditSink(audit)
+    // Sealed by the secure element: a record written with a flash programmer is refused,
+    // erased and reported as a tamper event (GP-TM-31).
+    const prefs = await PrefsStore.open(partition, board.crypto, {
+        secureElement: se,
+        onTamper: sink,
+    })
     const manager = await PrivacyManager.open({ prefs: prefs, clock: board.clock, audit: sink })
     const keys = profile.security.operatorKeys ? profile.security.operatorKeys : []
     const operatorKeys: Buffer[] = []

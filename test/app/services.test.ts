@@ -14,6 +14,7 @@ import { MeasuredBoot } from "../../boot/stub"
 import { BulwarkApp, createApp } from "../../src/app"
 import { AuditLog } from "../../src/audit/log"
 import { AuditRecord } from "../../src/audit/record"
+import { PARTITION_PREFS, encodePrefsRecord } from "../../src/prefs"
 import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { createCa } from "../../tools/ca"
@@ -45,6 +46,7 @@ afterAll(() => removeTempDirs())
 
 interface Running {
     id: string
+    dir: string
     board: SimBoard
     app: BulwarkApp
     mqtt: FakeMqtt
@@ -54,9 +56,14 @@ interface Running {
 /** A provisioned board running the app object itself, on the virtual clock. */
 async function runApp(
     rateLimits: Record<string, unknown>,
-    extra: { security?: unknown; readings?: () => Promise<Record<string, unknown> | null> } = {}
+    extra: {
+        security?: unknown
+        readings?: () => Promise<Record<string, unknown> | null>
+        /** An existing provisioned device to start again (its id), instead of a new one. */
+        again?: { dir: string; id: string }
+    } = {}
 ): Promise<Running> {
-    const dir = join(tempDir("bulwark-app-svc-"), "dev")
+    const dir = extra.again ? extra.again.dir : join(tempDir("bulwark-app-svc-"), "dev")
     const profile = testProfileJson({
         profile: {
             rateLimits: {
@@ -69,9 +76,12 @@ async function runApp(
             ...(extra.security ? { security: extra.security } : {}),
         },
     })
-    const created = await SimBoard.create(dir, { profile, trust: [], counter: 1 })
-    created.close()
-    const { deviceId } = await provision({ devDir: dir, caDir, iterations: 1000 })
+    let deviceId = extra.again ? extra.again.id : ""
+    if (!extra.again) {
+        const created = await SimBoard.create(dir, { profile, trust: [], counter: 1 })
+        created.close()
+        deviceId = (await provision({ devDir: dir, caDir, iterations: 1000 })).deviceId
+    }
     let mqtt: FakeMqtt | null = null
     const board = await SimBoard.open(dir, {
         wallTime: 1_800_000_000,
@@ -87,7 +97,7 @@ async function runApp(
         { telemetryMs: 100, rateSummaryMs: 5000, readings: extra.readings }
     )
     const done = app.run().catch(() => undefined)
-    const running = { id: deviceId, board, app, mqtt: mqtt!, done }
+    const running = { id: deviceId, dir, board, app, mqtt: mqtt!, done }
     await advance(running, 300)
     return running
 }
@@ -235,6 +245,43 @@ describe("personal data in the running app", () => {
         const all = await records(r)
         expect(all.filter((x) => x.event === "privacy-consent")).toHaveLength(2)
         expect(JSON.stringify(all)).not.toContain("Zoe")
+    })
+
+    it("GP-TM-31: consent planted as an unsealed prefs record while the device is off is refused and audited as tamper", async () => {
+        const first = await runApp({}, { security, readings })
+        first.mqtt.inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 1, true))
+        await advance(first, 1000)
+        expect(data(first).length).toBeGreaterThan(0)
+        // What the granted state looks like in flash: the running app wrote it sealed.
+        const part = first.board.flash.partition(PARTITION_PREFS)
+        const half = part.size / 2
+        const image = first.board.flash.peek(PARTITION_PREFS, 0, part.size)
+        const live = image.subarray(0, 4).toString() === "BWPF" ? 0 : 1
+        const record = image.subarray(live * half, (live + 1) * half)
+        expect(record[4]).toBe(2)
+        const granted = JSON.parse(
+            record.subarray(16, 16 + record.readUInt32BE(12)).toString()
+        ) as Record<string, string>
+        first.mqtt.inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 2, false))
+        await advance(first, 500)
+        await records(first)
+
+        // Off the board, the attacker writes the granted values back with a higher
+        // sequence number and a correct digest, in the unsealed format they can compute.
+        const board = await SimBoard.open(first.dir)
+        const forged = encodePrefsRecord(board.crypto, granted, 1000, 4)
+        const p = board.flash.partition(PARTITION_PREFS)
+        const free = 1 - live
+        await p.erase(free * half, half)
+        await p.program(free * half, forged)
+        board.close()
+
+        const r = await runApp({}, { security, readings, again: { dir: first.dir, id: first.id } })
+        await advance(r, 1500)
+        expect(data(r)).toHaveLength(0)
+        const all = await records(r)
+        const tamper = all.filter((x) => x.event === "tamper")
+        expect(tamper.map((x) => x.detail)).toEqual([`store=prefs copy=${free} reason=unsealed`])
     })
 
     it("GP-TM-14: a privacy request signed by an unlisted key is refused and changes nothing", async () => {
