@@ -11,6 +11,7 @@ import { Board } from "../hal/board"
 import { UpdateAgent } from "../ota/agent"
 import { SecurityServices } from "./admin/service"
 import { AppPublish } from "./app-routes"
+import { AuditEntry } from "./audit/record"
 import { RateLimiter } from "./ratelimit"
 import { DeviceSession, SessionEvent } from "./session"
 
@@ -20,6 +21,14 @@ export interface AppHost {
     recordUpdate(event: string, detail: string): Promise<void>
     serveConsole(services: SecurityServices): Promise<void>
     ownerLoggedIn(): boolean
+    queueAudit(entry: AuditEntry): void
+}
+
+/** Hands audit records to the main loop, which writes them outside an export. */
+export function auditQueue(app: AppHost): (entry: AuditEntry) => void {
+    return function (entry: AuditEntry): void {
+        app.queueAudit(entry)
+    }
 }
 
 /** The console's session check, asked by the privacy rights at each console line. */

@@ -5,19 +5,22 @@
  * 46, 55), connects to the broker over mutual TLS, sends telemetry, runs the update agent,
  * and on a trial boot confirms the new image only when its health checks pass within
  * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
+ * It answers attestation requests (GP-TM-56) and zeroizes its keys when tampered (GP-TM-31).
  */
 
 import { MeasuredBoot, confirmRunningImage } from "../boot/stub"
 import { Profile } from "../boot/profile"
 import { Board } from "../hal/board"
-import { UnsupportedError } from "../hal/errors"
+import { UnsupportedError, isPowerLoss } from "../hal/errors"
 import { AgentPhase, UpdateAgent } from "../ota/agent"
 import { AdminConsole, ConsoleCommand } from "./admin/console"
 import { SecurityServices, recordRateSummary, startSecurityServices } from "./admin/service"
+import { attestContext, attestDecoder, attestHandler, refuseZeroized } from "./app-attest"
+import { respondToTamper } from "./app-attest"
 import { bootEntry, publishToken, sessionEntry, REJECTED_SOURCE } from "./app-audit"
 import { consoleEnabled, serveConsole } from "./app-console"
 import { appPublisher, consoleTask, dataSender, newAgent, newSession } from "./app-hooks"
-import { ownerProbe, sessionTask } from "./app-hooks"
+import { auditQueue, ownerProbe, sessionTask } from "./app-hooks"
 import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from "./app-privacy"
 import { PURGE_PERIOD_MS } from "./app-privacy"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
@@ -101,6 +104,8 @@ export interface AppState {
     update: AgentPhase | "none"
     /** Health checks that failed at the last look ("self-test", "broker", product names). */
     unhealthy: string[]
+    /** The tamper response ran, or the identity key was found zeroized: no network. */
+    tampered: boolean
 }
 
 const WATCHDOG_MS = 10000
@@ -130,6 +135,7 @@ export class BulwarkApp {
     private confirmed = false
     private unhealthy: string[] = []
     private lastTelemetryMs = -1
+    private tampered = false
 
     constructor(ctx: AppContext, options?: AppOptions) {
         this.ctx = ctx
@@ -146,6 +152,7 @@ export class BulwarkApp {
             connected: this.session !== null && this.session.isConnected(),
             update: this.agent === null ? "none" : this.agent.phase(),
             unhealthy: this.unhealthy,
+            tampered: this.tampered,
         }
     }
 
@@ -155,13 +162,15 @@ export class BulwarkApp {
         this.selfTest = runSelfTest(board.crypto)
         if (!this.selfTest.ok) this.log("self-test failed: " + this.selfTest.failed.join(","))
         await this.startServices()
-        await this.connect()
+        await this.checkTamper()
+        if (!this.tampered) await this.connect()
         this.startConsole()
         if (board.watchdog !== undefined) await board.watchdog.start(WATCHDOG_MS)
 
         const tickMs = this.options.tickMs === undefined ? 100 : this.options.tickMs
         while (!this.stopped) {
             if (board.watchdog !== undefined) board.watchdog.feed()
+            await this.checkTamper()
             if (this.agent !== null) {
                 if (this.announce) {
                     this.announce = false
@@ -169,7 +178,7 @@ export class BulwarkApp {
                 }
                 await this.agent.tick()
             }
-            await this.checkTrial()
+            if (!this.tampered) await this.checkTrial()
             await this.telemetry()
             await this.writeAudit()
             await board.clock.sleep(tickMs)
@@ -213,7 +222,7 @@ export class BulwarkApp {
      */
     async publish(suffix: string, payload: Buffer, reliable: boolean, wait: boolean) {
         const session = this.session
-        if (session === null) return false
+        if (session === null || this.tampered) return false
         if (this.limiter !== null) {
             const clock = this.ctx.board.clock
             if (!(await publishToken(this.limiter, clock, wait))) return false
@@ -264,7 +273,7 @@ export class BulwarkApp {
             this.limiter = services.limiter
             await services.audit.append(bootEntry(this.ctx.measured))
         } catch (e) {
-            if (e && (e as any).code === "power-loss") throw e
+            if (isPowerLoss(e)) throw e
             this.log("audit log unavailable")
             if (this.limiter === null)
                 this.limiter = new RateLimiter(profile.rateLimits, board.clock, limits)
@@ -326,7 +335,7 @@ export class BulwarkApp {
             board.flash.partition(PARTITION_IDENTITY)
         )
         if (identity === null) {
-            this.log("not provisioned: no network, no updates")
+            await this.noIdentity()
             return
         }
         this.deviceId = identity.deviceId
@@ -343,6 +352,10 @@ export class BulwarkApp {
         if (services !== null && services.exportContext !== null)
             session.route("audit", auditDecoder(limiter), auditHandler(services.exportContext, io,
                 this.exportGate))
+        const attest = attestContext(board, identity.deviceId, services, this.ctx.measured,
+            this.selfTest)
+        if (attest !== null)
+            session.route("attest", attestDecoder(limiter), attestHandler(attest, io, auditQueue(this)))
         const privacy = await openPrivacy(board, profile, this.audit, identity.deviceId,
             ownerProbe(this))
         this.privacy = privacy
@@ -352,6 +365,46 @@ export class BulwarkApp {
 
         if (this.ctx.spawn === undefined) throw new UnsupportedError("background tasks (spawn)")
         this.ctx.spawn(sessionTask(session))
+    }
+
+    /** Queues an audit record for the main loop (it waits while an export streams). */
+    queueAudit(entry: AuditEntry): void {
+        if (this.audit !== null && this.pendingAudit.length < MAX_PENDING_AUDIT)
+            this.pendingAudit.push(entry)
+    }
+
+    /**
+     * Polls the tamper switch; when the enclosure is open: the queued records, then the
+     * tamper response (src/app-attest.ts), then the session and the update agent are
+     * closed. The app stays up and sends nothing; the keys are gone (GP-TM-31).
+     */
+    private async checkTamper(): Promise<void> {
+        const tamper = this.ctx.board.tamper
+        if (this.tampered || tamper === undefined || !(await tamper.triggered())) return
+        this.tampered = true
+        try {
+            await this.writeAudit()
+        } catch (e) {
+            // Nothing but a power cut may keep the keys from being wiped.
+            if (isPowerLoss(e)) throw e
+        }
+        const detail = await respondToTamper(this.ctx.board, this.audit)
+        this.log("tamper: " + detail)
+        // The audit MAC key is gone with the rest: the log re-keys at the next start.
+        this.audit = null
+        this.services = null
+        this.agent = null
+        const session = this.session
+        this.session = null
+        if (session !== null) await session.stop()
+    }
+
+    /** Not provisioned, or its identity key zeroized by a tamper response: no network. */
+    private async noIdentity(): Promise<void> {
+        const zeroized = await refuseZeroized(this.ctx.board, this.audit)
+        if (zeroized) this.tampered = true
+        this.log(zeroized ? "identity key zeroized (tamper response): refusing to connect"
+            : "not provisioned: no network, no updates")
     }
 
     /** Confirms a trial image once healthy; restarts it when it cannot be in time. */

@@ -2,15 +2,18 @@
  * The security services in the running device: the real app bundle, verified-booted by the
  * sim runner, connected over mutual TLS to the embedded broker. Start-up audit records
  * (GP-TM-08), session events (GP-TM-17), the operator-signed audit export over MQTT
- * (GP-TM-55, GP-TM-53) and the admin console on DEV/console.sock (GP-TM-08, GP-TM-25).
+ * (GP-TM-55, GP-TM-53), the admin console on DEV/console.sock (GP-TM-08, GP-TM-25), remote
+ * attestation over MQTT (GP-TM-56) and the tamper response across power-ups (GP-TM-31).
  */
 
+import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 
 import { p256 } from "@noble/curves/nist.js"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
+import { readImageLayout } from "../../boot/image"
 import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { AuditRecord } from "../../src/audit/record"
 import { SimBoard } from "../../sim/board"
@@ -19,6 +22,7 @@ import { RunningBroker, startBroker } from "../../sim/broker"
 import { DeviceHandle, startDevice } from "../../sim/runner"
 import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
+import { signAttestRequest, verifyReportBytes } from "../../tools/attest"
 import { signExportRequest } from "../../tools/audit-verify"
 import { createCa, issueBrokerCertificate, loadCa, FleetCa } from "../../tools/ca"
 import { provision } from "../../tools/provision"
@@ -58,6 +62,7 @@ beforeAll(async () => {
     const creds = await operatorCredentials(ca, "auditor")
     operator = await transportFor(creds).connect(connectOptions(broker.port, ca, creds.id))
     await operator.subscribe("bulwark/+/audit/#", 1)
+    await operator.subscribe("bulwark/+/attest/#", 1)
     void (async () => {
         for (;;) {
             const m = await operator.receive()
@@ -222,3 +227,56 @@ async function devicePublicKey(dir: string): Promise<Buffer> {
         board.close()
     }
 }
+
+/** SHA-256 over header and payload of the test image: what the boot stub measures. */
+async function imageDigest(): Promise<Buffer> {
+    const src = { size: image.length, read: async (o: number, n: number) => image.subarray(o, o + n) }
+    const layout = await readImageLayout(src, true)
+    return createHash("sha256").update(image.subarray(0, layout.trailerOffset)).digest()
+}
+
+async function askForReport(id: string, request: Buffer): Promise<Buffer> {
+    inbox.splice(0)
+    await operator.publish(`bulwark/${id}/attest/request`, request, 1)
+    const topic = `bulwark/${id}/attest/report`
+    await until("attestation report", () => inbox.some((m) => m.topic === topic))
+    return inbox.find((m) => m.topic === topic)!.payload
+}
+
+describe("remote attestation through the broker", () => {
+    it("GP-TM-56: the running device answers a signed request with a report of its measured boot; a replay gets refused", async () => {
+        const { id, dir, device } = await newDevice()
+        const request = signAttestRequest(operatorKey, id, 0)
+
+        const report = await askForReport(id, request.bytes)
+        const replayed = await askForReport(id, request.bytes)
+
+        await device.stop()
+        running.splice(running.indexOf(device), 1)
+        const pub = await devicePublicKey(dir)
+        const r = await verifyReportBytes(pub, report, {
+            nonce: request.nonce, digest: await imageDigest(), minCounter: 1,
+        })
+        expect(r).toMatchObject({ deviceId: id, slot: "a", version: "1.0.0", trial: false })
+        expect(replayed.toString()).toBe('{"ok":false,"error":"refused"}')
+    })
+
+    it("GP-TM-31: a device powered up with its enclosure open zeroizes its keys and stays off the network", async () => {
+        const { dir, device } = await newDevice()
+        await device.stop()
+        running.splice(running.indexOf(device), 1)
+        const off = await SimBoard.open(dir)
+        off.tamper.trigger()
+        off.close()
+
+        const again = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+        running.push(again)
+        await again.waitFor((d) => d.app()?.tampered === true, 20000, "tamper response")
+
+        expect(again.app()).toMatchObject({ connected: false, deviceId: null })
+        const records = await stopAndReadAudit(dir, again)
+        expect(records.filter((r) => r.event === "tamper").map((r) => r.detail)).toEqual([
+            "switch=open identity=present zeroize=done",
+        ])
+    })
+})
