@@ -58,7 +58,15 @@ function revokedSerials(caDir: string): string[] {
     const registry = JSON.parse(text) as { revokedSerials?: unknown }
     const list = registry.revokedSerials
     if (!Array.isArray(list)) return []
-    return list.filter((s): s is string => typeof s === "string").map((s) => s.toLowerCase())
+    return list.filter((s): s is string => typeof s === "string").map(serialKey)
+}
+
+/**
+ * A hex serial as compared here: lower case, no leading zeros. Node prints the peer's serial
+ * in upper case with whole octets ("0A3F"), the registry keeps @peculiar/x509's lower case.
+ */
+export function serialKey(serial: string): string {
+    return serial.toLowerCase().replace(/^0+(?=.)/, "")
 }
 
 function isDeviceId(value: string): boolean {
@@ -67,7 +75,8 @@ function isDeviceId(value: string): boolean {
 
 /**
  * The identity a verified client certificate proves, or the reason it proves none. The TLS
- * layer has already checked the chain to the fleet CA and the validity dates.
+ * layer has already checked the chain to the fleet CA and the validity dates. `revoked` holds
+ * serials in serialKey form.
  */
 export function identityOf(
     cert: tls.PeerCertificate,
@@ -78,7 +87,7 @@ export function identityOf(
     const ou = cert.subject?.OU
     if (typeof cn !== "string" || typeof ou !== "string") return "subject"
     if (!(cert.ext_key_usage ?? []).includes(CLIENT_AUTH_OID)) return "key usage"
-    if (revoked.includes(cert.serialNumber.toLowerCase())) return "revoked"
+    if (revoked.includes(serialKey(cert.serialNumber))) return "revoked"
     if (clientId !== cn) return "client id"
     if (ou === "device" && isDeviceId(cn)) return { role: "device", name: cn }
     if (ou === "operator" && cn.startsWith(OPERATOR_PREFIX) && isDeviceId(cn.slice(9)))
@@ -163,6 +172,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
             handshakeTimeout: 10_000,
         },
         (socket) => {
+            // Small request/answer messages: no Nagle delay on the broker's side either.
+            socket.setNoDelay(true)
             aedes.handle(socket)
         }
     )

@@ -1,8 +1,9 @@
 /**
  * Test helper: runs the Debian Mosquitto broker on a free loopback port with a generated
  * configuration equivalent to the embedded broker's policy: TLS 1.2+ with ECDHE/AEAD suites,
- * require_certificate, use_identity_as_username and the pattern ACL bulwark/%u/# (GP-TM-39,
- * GP-TM-43, GP-TM-47). Interop proof that the device session works against a real broker.
+ * require_certificate, use_identity_as_username, the pattern ACL bulwark/%u/# and optionally
+ * the fleet CRL as crlfile (GP-TM-39, GP-TM-40, GP-TM-43, GP-TM-47). Interop proof that the
+ * device session works against a real broker.
  */
 
 import { ChildProcess, spawn, spawnSync } from "node:child_process"
@@ -36,6 +37,12 @@ export interface MosquittoOptions {
     certDir: string
     /** Operator subjects ("operator:NAME") allowed to address every device. */
     operators?: string[]
+    /**
+     * A PEM CRL from `bulwark ca crl`: copied in and named by `crlfile`, so Mosquitto refuses
+     * the certificates it lists (GP-TM-40). It must be issued by the fleet CA and current:
+     * Mosquitto will not start with an unreadable one and refuses every client once it expires.
+     */
+    crlFile?: string
 }
 
 export interface RunningMosquitto {
@@ -69,8 +76,8 @@ function canConnect(port: number): Promise<boolean> {
     })
 }
 
-/** The configuration file; every path is inside `dir`. */
-export function mosquittoConfig(dir: string, port: number): string {
+/** The configuration file; every path is inside `dir` (the CRL too, with `crl`). */
+export function mosquittoConfig(dir: string, port: number, crl = false): string {
     return [
         "per_listener_settings false",
         "allow_anonymous false",
@@ -84,6 +91,7 @@ export function mosquittoConfig(dir: string, port: number): string {
         `cafile ${join(dir, "ca.cert.pem")}`,
         `certfile ${join(dir, "cert.pem")}`,
         `keyfile ${join(dir, "key.pem")}`,
+        ...(crl ? [`crlfile ${join(dir, "crl.pem")}`] : []),
         "require_certificate true",
         "use_identity_as_username true",
         "tls_version tlsv1.2",
@@ -108,6 +116,8 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Running
     copyFileSync(join(options.certDir, "cert.pem"), join(dir, "cert.pem"))
     copyFileSync(join(options.certDir, "key.pem"), join(dir, "key.pem"))
     writeFileSync(join(dir, "acl"), mosquittoAcl(options.operators ?? []), { mode: 0o600 })
+    const crl = options.crlFile !== undefined
+    if (crl) copyFileSync(options.crlFile!, join(dir, "crl.pem"))
 
     let lastError = "did not start"
     for (let tries = 0; tries < 3; tries++) {
@@ -115,7 +125,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Running
         // As root, Mosquitto drops to the "mosquitto" user unless told otherwise; the files
         // are in a private temp dir, so keep the current user instead.
         const user = process.getuid && process.getuid() === 0 ? "user root\n" : ""
-        writeFileSync(join(dir, "mosquitto.conf"), user + mosquittoConfig(dir, port))
+        writeFileSync(join(dir, "mosquitto.conf"), user + mosquittoConfig(dir, port, crl))
         const child = spawn(binary, ["-c", join(dir, "mosquitto.conf")], {
             stdio: ["ignore", "ignore", "pipe"],
         })

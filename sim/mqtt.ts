@@ -232,6 +232,9 @@ function tlsConnect(
     }
     return new Promise((resolve, reject) => {
         const socket = tls.connect(connectOptions)
+        // MQTT messages are small and answered one by one (update chunks are asked for in
+        // turn): Nagle's algorithm with the peer's delayed ACK would add ~40 ms to each.
+        socket.setNoDelay(true)
         const timer = setTimeout(() => {
             socket.destroy()
             reject(new TransportError("timeout", "TLS handshake timed out"))

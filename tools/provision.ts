@@ -44,6 +44,10 @@ export interface RegistryOperator {
     name: string
     certSerial: string
     notAfter: string
+    /** Set by `ca revoke-operator`; absent in registries written before it existed. */
+    revoked?: boolean
+    /** Serials of certificates this name held before a re-issue after revocation. */
+    previousSerials?: string[]
 }
 
 export interface Registry {
@@ -53,6 +57,10 @@ export interface Registry {
     operators: RegistryOperator[]
     /** Serials the brokers refuse (sim/broker.ts reads this list at each connection). */
     revokedSerials: string[]
+    /** When each revoked serial was first revoked (ISO 8601): the CRL's revocationDate. */
+    revokedAt?: Record<string, string>
+    /** Number of the last CRL `ca crl` signed (RFC 5280 section 5.2.3); absent before one. */
+    crlNumber?: number
 }
 
 export interface ProvisionResult {
@@ -93,12 +101,25 @@ export function readRegistry(caDir: string): Registry {
         throw new UsageError(`${join(caDir, REGISTRY_FILE)}: not JSON`)
     }
     if (r.format !== REGISTRY_FORMAT || r.version !== 1 || !Array.isArray(r.devices) ||
-        !Array.isArray(r.operators) || !Array.isArray(r.revokedSerials))
+        !Array.isArray(r.operators) || !Array.isArray(r.revokedSerials) ||
+        !revocationFieldsValid(r))
         throw new UsageError(`${join(caDir, REGISTRY_FILE)}: not a fleet registry`)
     return r
 }
 
-function writeRegistry(caDir: string, registry: Registry): void {
+/** The optional revocation fields, when present, have the types the CRL needs. */
+function revocationFieldsValid(r: Registry): boolean {
+    if (!r.revokedSerials.every((s) => typeof s === "string")) return false
+    if (r.crlNumber !== undefined && !(Number.isSafeInteger(r.crlNumber) && r.crlNumber >= 0))
+        return false
+    if (r.revokedAt === undefined) return true
+    if (typeof r.revokedAt !== "object" || r.revokedAt === null || Array.isArray(r.revokedAt))
+        return false
+    return Object.values(r.revokedAt).every((d) => typeof d === "string")
+}
+
+/** Writes the registry atomically (temp file + rename); callers hold the registry lock. */
+export function writeRegistry(caDir: string, registry: Registry): void {
     const path = join(caDir, REGISTRY_FILE)
     writeFileSync(path + ".tmp", JSON.stringify(registry, null, 2) + "\n", { mode: 0o644 })
     renameSync(path + ".tmp", path)
@@ -293,7 +314,22 @@ export async function renew(
     }
 }
 
-/** Marks a device revoked: every certificate it ever held goes on the brokers' refusal list. */
+/** Puts `serials` on the refusal list, each with the time it was first revoked. */
+function addRevoked(registry: Registry, serials: string[], when: string): void {
+    const at = registry.revokedAt ?? {}
+    for (const s of serials) {
+        const key = s.toLowerCase()
+        if (!registry.revokedSerials.some((r) => r.toLowerCase() === key))
+            registry.revokedSerials.push(s)
+        if (at[key] === undefined) at[key] = when
+    }
+    registry.revokedAt = at
+}
+
+/**
+ * Marks a device revoked: every certificate it ever held goes on the brokers' refusal list
+ * and into the next CRL (`ca crl`).
+ */
 export async function revoke(
     caDir: string,
     deviceId: string
@@ -303,8 +339,31 @@ export async function revoke(
         if (!entry) throw new UsageError(`device ${deviceId} is not in the fleet registry`)
         entry.revoked = true
         const serials = [entry.certSerial, ...entry.previousSerials]
-        for (const s of serials)
-            if (!registry.revokedSerials.includes(s)) registry.revokedSerials.push(s)
+        addRevoked(registry, serials, new Date().toISOString())
         return { ok: true as const, deviceId, serials }
+    })
+}
+
+export interface RevokeOperatorResult {
+    ok: true
+    name: string
+    /** The certificate subject's CN, "operator:NAME" (the Mosquitto user name). */
+    subject: string
+    serials: string[]
+}
+
+/**
+ * Revokes the certificate `ca issue-operator` made for operator `name` (and any it held
+ * before): the embedded broker refuses it at the next connection, Mosquitto once it reads
+ * the next CRL. An unknown name is a UsageError and leaves the registry as it was.
+ */
+export async function revokeOperator(caDir: string, name: string): Promise<RevokeOperatorResult> {
+    return updateRegistry(caDir, async (registry) => {
+        const entry = registry.operators.find((o) => o.name === name)
+        if (!entry) throw new UsageError(`operator ${name} is not in the fleet registry`)
+        entry.revoked = true
+        const serials = [entry.certSerial, ...(entry.previousSerials ?? [])]
+        addRevoked(registry, serials, new Date().toISOString())
+        return { ok: true as const, name, subject: OPERATOR_PREFIX + name, serials }
     })
 }

@@ -1,9 +1,11 @@
 /**
  * Interop: the same device session and policy against Mosquitto (Debian package) set up with
- * require_certificate, use_identity_as_username and the pattern ACL bulwark/%u/# (GP-TM-38,
- * GP-TM-39, GP-TM-40, GP-TM-44, GP-TM-47). Skipped, by name, where Mosquitto is not installed.
+ * require_certificate, use_identity_as_username, the pattern ACL bulwark/%u/# and the fleet
+ * CRL of `bulwark ca crl` (GP-TM-38, GP-TM-39, GP-TM-40, GP-TM-44, GP-TM-47, GP-TM-48).
+ * Skipped, by name, where Mosquitto is not installed.
  */
 
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { MqttSession } from "../../hal/mqtt"
 import { SimBoard } from "../../sim/board"
@@ -22,10 +24,13 @@ import {
     makeFleet,
     operatorCredentials,
     plaintextConnect,
+    provisionedCredentials,
     removeTempDirs,
+    tempDir,
     tlsConnectProbe,
     transportFor,
 } from "../transport/fixtures"
+import { runCli } from "../helpers/cli"
 
 const available = findMosquitto() !== null
 const title = available
@@ -115,6 +120,32 @@ describe.skipIf(!available)(title, () => {
         await a.close()
         await b.close()
     })
+
+    it("GP-TM-48: with the CRL of `ca crl`, Mosquitto refuses a revoked device, not another",
+        async () => {
+            const lost = await provisionedCredentials(fleet.caDir, "dev-lost")
+            const kept = await provisionedCredentials(fleet.caDir, "dev-kept")
+            const crlFile = join(tempDir("bulwark-crl-"), "fleet.crl.pem")
+            const revoke = ["ca", "revoke", "--ca", fleet.caDir, "--id", lost.id, "--json"]
+            expect((await runCli(revoke)).code).toBe(0)
+            expect((await runCli(["ca", "crl", "--ca", fleet.caDir, "--out", crlFile])).code)
+                .toBe(0)
+            const withCrl = await startMosquitto({
+                caDir: fleet.caDir,
+                certDir: fleet.brokerDir,
+                crlFile,
+            })
+            const probe = (c: Credentials) =>
+                tlsConnectProbe(withCrl.port, { ca: [fleet.ca.certPem], cert: c.certPem,
+                    key: c.keyPem }, c.id)
+            try {
+                expect(await probe(kept)).toBe("accepted")
+                // The TLS alert "certificate revoked" (OpenSSL's name for it in Node).
+                expect(await probe(lost)).toBe("error:ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED")
+            } finally {
+                await withCrl.close()
+            }
+        })
 
     it("GP-TM-39: a provisioned sim board's session works with Mosquitto both ways", async () => {
         const fresh = await makeTestBoard()

@@ -1,18 +1,23 @@
 /**
  * Fixtures of the transport suites: a fleet CA with a broker certificate in a temp dir,
- * device credentials made on the host (for broker tests that need no board), raw TLS and
- * TCP probes, and connect options. Keys made here are test keys, not device identities.
+ * device credentials made on the host (for broker tests that need no board) or by
+ * provisioning a sim board (registered, so it can be revoked), raw TLS and TCP probes, and
+ * connect options. Keys made here are test keys, not device identities.
  */
 
-import { generateKeyPairSync } from "node:crypto"
-import { mkdtempSync, rmSync } from "node:fs"
+import { generateKeyPairSync, X509Certificate } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { connect as netConnect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tls from "node:tls"
 import * as mqtt from "mqtt-packet"
 import { MqttConnectOptions } from "../../hal/mqtt"
+import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
+import { SimBoard } from "../../sim/board"
 import { SimMqttTransport } from "../../sim/mqtt"
+import { makeTestBoard } from "../../sim/testing"
+import { PARTITION_IDENTITY, readIdentity } from "../../src/identity"
 import {
     createCa,
     FleetCa,
@@ -22,6 +27,7 @@ import {
     loadCa,
     Validity,
 } from "../../tools/ca"
+import { provision } from "../../tools/provision"
 
 const dirs: string[] = []
 
@@ -80,16 +86,45 @@ export async function deviceCredentials(
     return { id, certPem: cert.certPem, keyPem: key.keyPem, serial: cert.serial }
 }
 
+/** The key.pem and cert.pem that `ca issue-operator --out DIR` wrote, for client id `id`. */
+export function credentialsIn(dir: string, id: string): Credentials {
+    const certPem = readFileSync(join(dir, "cert.pem"), "utf8")
+    return {
+        id,
+        certPem,
+        keyPem: readFileSync(join(dir, "key.pem"), "utf8"),
+        serial: new X509Certificate(certPem).serialNumber.toLowerCase(),
+    }
+}
+
 /** An operator certificate; its client id is "operator:<name>". */
 export async function operatorCredentials(ca: FleetCa, name: string): Promise<Credentials> {
-    const dir = tempDir("bulwark-op-")
-    const cert = await issueOperatorCertificate(ca, name, join(dir, "op"))
-    const { readFileSync } = await import("node:fs")
-    return {
-        id: "operator:" + name,
-        certPem: cert.certPem,
-        keyPem: readFileSync(join(dir, "op", "key.pem"), "utf8"),
-        serial: cert.serial,
+    const dir = join(tempDir("bulwark-op-"), "op")
+    await issueOperatorCertificate(ca, name, dir)
+    return credentialsIn(dir, "operator:" + name)
+}
+
+/**
+ * A sim test board provisioned by the CA in `caDir` (so it is in the registry and `ca revoke`
+ * knows it), as credentials: its certificate, and its secure-element key through the sim-only
+ * TLS-engine path. Callers run cleanupTestBoards() afterwards.
+ */
+export async function provisionedCredentials(caDir: string, id?: string): Promise<Credentials> {
+    const fresh = await makeTestBoard()
+    fresh.close()
+    const result = await provision({ devDir: fresh.dir, caDir, id, iterations: 1000 })
+    const board = await SimBoard.open(fresh.dir)
+    try {
+        const partition = board.flash.partition(PARTITION_IDENTITY)
+        const identity = (await readIdentity(board.crypto, board.secureElement, partition))!
+        return {
+            id: result.deviceId,
+            certPem: identity.certificatePem,
+            keyPem: board.secureElement.tlsPrivateKeyPem(SE_SLOT_IDENTITY),
+            serial: result.certSerial,
+        }
+    } finally {
+        board.close()
     }
 }
 

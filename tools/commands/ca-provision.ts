@@ -1,6 +1,7 @@
 /**
- * `bulwark ca new|issue-broker|issue-operator|revoke` and `bulwark provision [renew]`
- * (docs/provisioning.md; GP-TM-09, GP-TM-21, GP-TM-35, GP-TM-37, GP-TM-49). Exit 0 on
+ * `bulwark ca new|issue-broker|issue-operator|revoke|revoke-operator|crl` and
+ * `bulwark provision [renew]` (docs/provisioning.md; GP-TM-09, GP-TM-21, GP-TM-35, GP-TM-37,
+ * GP-TM-39, GP-TM-40, GP-TM-49). Exit 0 on
  * success, 1 when a security check refuses (an existing key, a device already provisioned or
  * registered), 2 for bad usage. The setup code appears once, in the provision result.
  */
@@ -18,7 +19,8 @@ import {
 } from "../ca"
 import { registerCommands } from "../cli"
 import { noPositional, printResult } from "../command-helpers"
-import { provision, renew, revoke, updateRegistry } from "../provision"
+import { DEFAULT_CRL_DAYS, publishCrl } from "../crl"
+import { provision, renew, revoke, revokeOperator, updateRegistry } from "../provision"
 
 function days(args: ReturnType<typeof parseArgs>, fallback: number): { days: number } {
     return { days: intFlag(args, "days", fallback) }
@@ -62,11 +64,20 @@ async function caIssueOperator(argv: string[]): Promise<number> {
     const name = requireFlag(args, "name")
     const dir = resolve(requireFlag(args, "out"))
     const issued = await updateRegistry(caDir, async (registry) => {
-        if (registry.operators.some((o) => o.name === name))
+        // A revoked name may be issued again (a new key); its old serials stay revoked.
+        const entry = registry.operators.find((o) => o.name === name)
+        if (entry && entry.revoked !== true)
             throw new UsageError(`operator ${name} is already registered`)
         const validity = days(args, DEFAULT_DAYS.operator)
         const cert = await issueOperatorCertificate(ca, name, dir, validity)
-        registry.operators.push({ name, certSerial: cert.serial, notAfter: cert.notAfter })
+        if (entry) {
+            entry.previousSerials = [...(entry.previousSerials ?? []), entry.certSerial]
+            entry.certSerial = cert.serial
+            entry.notAfter = cert.notAfter
+            entry.revoked = false
+        } else {
+            registry.operators.push({ name, certSerial: cert.serial, notAfter: cert.notAfter })
+        }
         return cert
     })
     const subject = OPERATOR_PREFIX + name
@@ -84,6 +95,39 @@ async function caRevoke(argv: string[]): Promise<number> {
     const result = await revoke(resolve(requireFlag(args, "ca")), requireFlag(args, "id"))
     const text = `device ${result.deviceId} revoked (${result.serials.length} certificates)`
     printResult(hasFlag(args, "json"), result, text)
+    return 0
+}
+
+async function caRevokeOperator(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["ca", "name"], ["json"])
+    noPositional(args.positional)
+    const result = await revokeOperator(resolve(requireFlag(args, "ca")), requireFlag(args, "name"))
+    const text =
+        `operator ${result.name} revoked (${result.serials.length} certificates); ` +
+        "run `bulwark ca crl` to tell brokers that read a CRL"
+    printResult(hasFlag(args, "json"), { ...result }, text)
+    return 0
+}
+
+async function caCrl(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["ca", "out", "days"], ["json"])
+    noPositional(args.positional)
+    const caDir = resolve(requireFlag(args, "ca"))
+    const out = resolve(requireFlag(args, "out"))
+    const result = await publishCrl(caDir, out, intFlag(args, "days", DEFAULT_CRL_DAYS))
+    printResult(
+        hasFlag(args, "json"),
+        {
+            ok: true,
+            out: result.out,
+            revoked: result.revoked,
+            crlNumber: result.crlNumber,
+            thisUpdate: result.thisUpdate,
+            nextUpdate: result.nextUpdate,
+        },
+        `CRL number ${result.crlNumber} with ${result.revoked} revoked serials written to ` +
+            `${result.out}\npublish the next one before ${result.nextUpdate}`
+    )
     return 0
 }
 
@@ -142,6 +186,18 @@ registerCommands([
         usage: "ca revoke --ca DIR --id DEVICE [--json]",
         summary: "revoke a device: the embedded broker refuses all of its certificates",
         run: caRevoke,
+    },
+    {
+        words: ["ca", "revoke-operator"],
+        usage: "ca revoke-operator --ca DIR --name NAME [--json]",
+        summary: "revoke an operator certificate: the embedded broker refuses it",
+        run: caRevokeOperator,
+    },
+    {
+        words: ["ca", "crl"],
+        usage: "ca crl --ca DIR --out FILE [--days N] [--json]",
+        summary: "sign a CRL of every revoked serial for brokers such as Mosquitto (crlfile)",
+        run: caCrl,
     },
     {
         words: ["provision"],

@@ -1,0 +1,255 @@
+/**
+ * Certificate revocation lists of the fleet CA (RFC 5280 section 5; GP-TM-21, GP-TM-39,
+ * GP-TM-40): an X.509 v2 CRL signed by the CA key, listing every serial of the registry's
+ * `revokedSerials`, with a CRL number that rises by one per CRL and the CA's key identifier,
+ * so brokers other than the embedded one (Mosquitto's `crlfile`) refuse revoked devices and
+ * operators too. `bulwark ca crl` writes it (publishCrl); the DER is encoded here (signCrl).
+ */
+
+import "reflect-metadata"
+import { webcrypto } from "node:crypto"
+import { chmodSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import * as x509 from "@peculiar/x509"
+import { UsageError } from "./args"
+import { FleetCa, loadCa } from "./ca"
+import { REGISTRY_FILE, Registry, updateRegistry, writeRegistry } from "./provision"
+
+/** RFC 5280 section 5.2.3, cRLNumber. */
+export const CRL_NUMBER_OID = "2.5.29.20"
+/** Default span from thisUpdate to nextUpdate: the CRL must be re-published within it. */
+export const DEFAULT_CRL_DAYS = 7
+export const MAX_CRL_DAYS = 365
+
+const DAY_MS = 24 * 3600 * 1000
+/** thisUpdate is a few minutes in the past so a broker clock slightly behind accepts it. */
+const BACKDATE_MS = 5 * 60 * 1000
+const ECDSA = { name: "ECDSA", hash: "SHA-256" }
+
+export interface CrlEntry {
+    /** Hex serial number, as the registry keeps it. */
+    serial: string
+    revokedAt: Date
+}
+
+export interface CrlParams {
+    crlNumber: number
+    thisUpdate: Date
+    nextUpdate: Date
+    entries: CrlEntry[]
+}
+
+export interface CrlResult {
+    ok: true
+    out: string
+    revoked: number
+    crlNumber: number
+    thisUpdate: string
+    nextUpdate: string
+}
+
+/** A DER TLV: `tag`, definite length (short or long form), then `parts`. */
+function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
+    const body = Buffer.concat(parts)
+    const length: number[] = []
+    for (let rest = body.length; rest > 0; rest = Math.floor(rest / 256)) length.unshift(rest % 256)
+    const header = body.length < 0x80 ? [body.length] : [0x80 | length.length, ...length]
+    return Buffer.concat([Buffer.from([tag, ...header]), body])
+}
+
+/** DER INTEGER of the unsigned big-endian `bytes`: minimal length, a 0 sign byte when needed. */
+function derUnsigned(bytes: Uint8Array): Buffer {
+    let start = 0
+    while (start < bytes.length - 1 && bytes[start] === 0) start++
+    const digits = Buffer.from(bytes.subarray(start))
+    const body = digits.length === 0 || digits[0] >= 0x80 ? [Buffer.from([0]), digits] : [digits]
+    return tlv(0x02, ...body)
+}
+
+/** DER INTEGER of a non-negative safe integer. */
+function derInteger(value: number): Buffer {
+    const digits: number[] = []
+    for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) digits.unshift(rest % 256)
+    return derUnsigned(Uint8Array.from(digits))
+}
+
+/** RFC 5280 section 5.1.2.4: UTCTime through 2049, GeneralizedTime after; whole seconds, Z. */
+function derTime(date: Date): Buffer {
+    const iso = date.toISOString()
+    const digits = iso.slice(0, 19).replace(/[-T:]/g, "") + "Z"
+    const year = date.getUTCFullYear()
+    if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(digits.slice(2), "ascii"))
+    return tlv(0x18, Buffer.from(digits, "ascii"))
+}
+
+/** `date` truncated to whole seconds, as the CRL encodes it. */
+function wholeSeconds(date: Date): Date {
+    return new Date(Math.floor(date.getTime() / 1000) * 1000)
+}
+
+/** The non-critical cRLNumber extension carrying `value`. */
+export function crlNumberExtension(value: number): x509.Extension {
+    if (!Number.isSafeInteger(value) || value < 0) throw new UsageError("CRL number out of range")
+    return new x509.Extension(CRL_NUMBER_OID, false, derInteger(value))
+}
+
+/** Reads the cRLNumber extension of `crl`; null when it has none or it is not a small INTEGER. */
+export function crlNumberOf(crl: x509.X509Crl): number | null {
+    const ext = crl.getExtension(CRL_NUMBER_OID)
+    if (!ext) return null
+    const v = new Uint8Array(ext.value)
+    if (v.length < 3 || v[0] !== 0x02 || v[1] !== v.length - 2 || v[1] > 7) return null
+    let n = 0
+    for (let i = 2; i < v.length; i++) n = n * 256 + v[i]
+    return n
+}
+
+/**
+ * A serial in the one form the CRL, the registry and the embedded broker compare: lower-case
+ * hex without leading zeros ("0A3F" and "a3f" are one certificate). UsageError for anything
+ * that is not 1 to 20 octets of hex (a hand-edited registry), naming where it came from.
+ */
+export function canonicalSerial(serial: string, where = "registry"): string {
+    const canonical = /^[0-9a-fA-F]+$/.test(serial) ? serial.toLowerCase().replace(/^0+/, "") : ""
+    if (canonical.length === 0 || canonical.length > 40)
+        throw new UsageError(
+            `${where}: revoked serial ${JSON.stringify(serial)} is not a hex serial number ` +
+                "(1 to 20 octets, not zero)"
+        )
+    return canonical
+}
+
+/** The DER INTEGER of a canonical hex serial. */
+function serialInteger(serial: string): Buffer {
+    return derUnsigned(Buffer.from(serial.length % 2 ? "0" + serial : serial, "hex"))
+}
+
+/** ECDSA's IEEE P1363 signature r || s as the DER ECDSA-Sig-Value X.509 carries. */
+function ecdsaSigValue(raw: Uint8Array): Buffer {
+    const half = raw.length / 2
+    return tlv(0x30, derUnsigned(raw.subarray(0, half)), derUnsigned(raw.subarray(half)))
+}
+
+/** AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2), parameters absent. */
+const ECDSA_WITH_SHA256 = tlv(0x30, Buffer.from("06082a8648ce3d040302", "hex"))
+
+/** PEM with the RFC 7468 label "X509 CRL", the one OpenSSL (and so Mosquitto) reads. */
+function crlPem(der: Buffer): string {
+    const lines = der.toString("base64").match(/.{1,64}/g) ?? []
+    return `-----BEGIN X509 CRL-----\n${lines.join("\n")}\n-----END X509 CRL-----\n`
+}
+
+/**
+ * Signs a v2 CRL with the CA key; returns it as PEM. Duplicate serials are listed once.
+ * Encoded here rather than by @peculiar/x509's generator, which labels the PEM "CRL" (OpenSSL
+ * will not load it) and gives every entry an empty crlEntryExtensions, which RFC 5280 forbids
+ * (Extensions is SIZE (1..MAX)); entries here carry no extension, only serial and date.
+ */
+export async function signCrl(ca: FleetCa, params: CrlParams): Promise<string> {
+    const seen = new Set<string>()
+    const entries: Buffer[] = []
+    for (const e of params.entries) {
+        const serial = canonicalSerial(e.serial)
+        if (seen.has(serial)) continue
+        seen.add(serial)
+        entries.push(tlv(0x30, serialInteger(serial), derTime(e.revokedAt)))
+    }
+    const aki = await x509.AuthorityKeyIdentifierExtension.create(ca.cert)
+    const extensions = [aki, crlNumberExtension(params.crlNumber)]
+    const tbs = tlv(
+        0x30,
+        derInteger(1), // v2
+        ECDSA_WITH_SHA256,
+        Buffer.from(ca.cert.subjectName.toArrayBuffer()),
+        derTime(params.thisUpdate),
+        derTime(params.nextUpdate),
+        ...(entries.length > 0 ? [tlv(0x30, ...entries)] : []),
+        tlv(0xa0, tlv(0x30, ...extensions.map((x) => Buffer.from(x.rawData))))
+    )
+    const signature = await webcrypto.subtle.sign(ECDSA, ca.key, tbs)
+    const value = ecdsaSigValue(new Uint8Array(signature))
+    return crlPem(tlv(0x30, tbs, ECDSA_WITH_SHA256, tlv(0x03, Buffer.from([0]), value)))
+}
+
+function checkDays(days: number): number {
+    if (!Number.isInteger(days) || days < 1 || days > MAX_CRL_DAYS)
+        throw new UsageError(`--days must be 1 to ${MAX_CRL_DAYS}`)
+    return days
+}
+
+/**
+ * The registry's revoked serials with the time each was first revoked (`now` if unknown,
+ * recorded so the next CRL gives the same date). UsageError naming `where` for a serial that
+ * is not hex or a date that is not one.
+ */
+function entriesOf(registry: Registry, now: Date, where: string): CrlEntry[] {
+    const at = registry.revokedAt ?? {}
+    registry.revokedAt = at
+    return registry.revokedSerials.map((serial) => {
+        canonicalSerial(serial, where)
+        const key = serial.toLowerCase()
+        const known = at[key]
+        const date = known === undefined ? now : new Date(known)
+        if (Number.isNaN(date.getTime()))
+            throw new UsageError(`${where}: revocation date of ${serial} is not a date`)
+        if (known === undefined) at[key] = now.toISOString()
+        return { serial, revokedAt: date }
+    })
+}
+
+/** Writes `text` to `path`.tmp (mode 0644), returning the temp path; UsageError if it cannot. */
+function writeTemp(path: string, text: string): string {
+    const tmp = path + ".tmp"
+    try {
+        rmSync(tmp, { force: true })
+        writeFileSync(tmp, text, { flag: "wx", mode: 0o644 })
+        chmodSync(tmp, 0o644)
+        return tmp
+    } catch (err) {
+        rmSync(tmp, { force: true })
+        throw new UsageError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code}`)
+    }
+}
+
+/**
+ * Signs the next CRL of the fleet CA in `caDir` and writes it to `out`. Under the registry
+ * lock: the CRL number is the last one plus one. Bad `days` or a bad registry entry change
+ * nothing; once the CRL is in a temp file next to `out`, the registry keeps the new number
+ * before the rename, so a number is never given to two different CRLs (a failed rename
+ * leaves a gap, which RFC 5280 allows). Serials without a recorded revocation time get the
+ * current one, kept too.
+ */
+export async function publishCrl(
+    caDir: string,
+    out: string,
+    days = DEFAULT_CRL_DAYS
+): Promise<CrlResult> {
+    checkDays(days)
+    const ca = await loadCa(caDir)
+    return updateRegistry(caDir, async (registry) => {
+        const now = new Date()
+        const crlNumber = (registry.crlNumber ?? 0) + 1
+        const thisUpdate = wholeSeconds(new Date(now.getTime() - BACKDATE_MS))
+        const nextUpdate = wholeSeconds(new Date(now.getTime() + days * DAY_MS))
+        const entries = entriesOf(registry, now, join(caDir, REGISTRY_FILE))
+
+        const pem = await signCrl(ca, { crlNumber, thisUpdate, nextUpdate, entries })
+        const tmp = writeTemp(out, pem)
+        registry.crlNumber = crlNumber
+        try {
+            writeRegistry(caDir, registry)
+            renameSync(tmp, out)
+        } catch (err) {
+            rmSync(tmp, { force: true })
+            throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code}`)
+        }
+        return {
+            ok: true as const,
+            out,
+            revoked: new Set(entries.map((e) => canonicalSerial(e.serial))).size,
+            crlNumber,
+            thisUpdate: thisUpdate.toISOString(),
+            nextUpdate: nextUpdate.toISOString(),
+        }
+    })
+}
