@@ -3,13 +3,26 @@
  * GP-TM-40): an X.509 v2 CRL signed by the CA key, listing every serial of the registry's
  * `revokedSerials`, with a CRL number that rises by one per CRL and the CA's key identifier,
  * so brokers other than the embedded one (Mosquitto's `crlfile`) refuse revoked devices and
- * operators too. `bulwark ca crl` writes it (publishCrl); the DER is encoded here (signCrl).
+ * operators too. `bulwark ca crl` writes it (publishCrl); signCrl builds it from the ASN.1
+ * schema of @peculiar/asn1-x509, serialized by @peculiar/asn1-schema.
  */
 
 import "reflect-metadata"
 import { webcrypto } from "node:crypto"
 import { chmodSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { AsnConvert, AsnIntegerBigIntConverter } from "@peculiar/asn1-schema"
+import { ecdsaWithSHA256 } from "@peculiar/asn1-ecc"
+import {
+    CertificateList,
+    CRLNumber,
+    Extension,
+    Name,
+    RevokedCertificate,
+    TBSCertList,
+    Time,
+    Version,
+} from "@peculiar/asn1-x509"
 import * as x509 from "@peculiar/x509"
 import { UsageError } from "./args"
 import { FleetCa, loadCa } from "./ca"
@@ -48,38 +61,11 @@ export interface CrlResult {
     nextUpdate: string
 }
 
-/** A DER TLV: `tag`, definite length (short or long form), then `parts`. */
-function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
-    const body = Buffer.concat(parts)
-    const length: number[] = []
-    for (let rest = body.length; rest > 0; rest = Math.floor(rest / 256)) length.unshift(rest % 256)
-    const header = body.length < 0x80 ? [body.length] : [0x80 | length.length, ...length]
-    return Buffer.concat([Buffer.from([tag, ...header]), body])
-}
-
-/** DER INTEGER of the unsigned big-endian `bytes`: minimal length, a 0 sign byte when needed. */
-function derUnsigned(bytes: Uint8Array): Buffer {
-    let start = 0
-    while (start < bytes.length - 1 && bytes[start] === 0) start++
-    const digits = Buffer.from(bytes.subarray(start))
-    const body = digits.length === 0 || digits[0] >= 0x80 ? [Buffer.from([0]), digits] : [digits]
-    return tlv(0x02, ...body)
-}
-
-/** DER INTEGER of a non-negative safe integer. */
-function derInteger(value: number): Buffer {
-    const digits: number[] = []
-    for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) digits.unshift(rest % 256)
-    return derUnsigned(Uint8Array.from(digits))
-}
-
-/** RFC 5280 section 5.1.2.4: UTCTime through 2049, GeneralizedTime after; whole seconds, Z. */
-function derTime(date: Date): Buffer {
-    const iso = date.toISOString()
-    const digits = iso.slice(0, 19).replace(/[-T:]/g, "") + "Z"
-    const year = date.getUTCFullYear()
-    if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(digits.slice(2), "ascii"))
-    return tlv(0x18, Buffer.from(digits, "ascii"))
+/** RFC 5280 section 5.1.2.4: UTCTime through 2049, GeneralizedTime after; whole seconds. */
+function crlTime(date: Date): Time {
+    const at = wholeSeconds(date)
+    const year = at.getUTCFullYear()
+    return new Time(year >= 1950 && year < 2050 ? { utcTime: at } : { generalTime: at })
 }
 
 /** `date` truncated to whole seconds, as the CRL encodes it. */
@@ -90,7 +76,7 @@ function wholeSeconds(date: Date): Date {
 /** The non-critical cRLNumber extension carrying `value`. */
 export function crlNumberExtension(value: number): x509.Extension {
     if (!Number.isSafeInteger(value) || value < 0) throw new UsageError("CRL number out of range")
-    return new x509.Extension(CRL_NUMBER_OID, false, derInteger(value))
+    return new x509.Extension(CRL_NUMBER_OID, false, AsnConvert.serialize(new CRLNumber(value)))
 }
 
 /** Reads the cRLNumber extension of `crl`; null when it has none or it is not a small INTEGER. */
@@ -119,56 +105,50 @@ export function canonicalSerial(serial: string, where = "registry"): string {
     return canonical
 }
 
-/** The DER INTEGER of a canonical hex serial. */
-function serialInteger(serial: string): Buffer {
-    return derUnsigned(Buffer.from(serial.length % 2 ? "0" + serial : serial, "hex"))
-}
-
-/** ECDSA's IEEE P1363 signature r || s as the DER ECDSA-Sig-Value X.509 carries. */
-function ecdsaSigValue(raw: Uint8Array): Buffer {
-    const half = raw.length / 2
-    return tlv(0x30, derUnsigned(raw.subarray(0, half)), derUnsigned(raw.subarray(half)))
-}
-
-/** AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2), parameters absent. */
-const ECDSA_WITH_SHA256 = tlv(0x30, Buffer.from("06082a8648ce3d040302", "hex"))
-
-/** PEM with the RFC 7468 label "X509 CRL", the one OpenSSL (and so Mosquitto) reads. */
-function crlPem(der: Buffer): string {
-    const lines = der.toString("base64").match(/.{1,64}/g) ?? []
-    return `-----BEGIN X509 CRL-----\n${lines.join("\n")}\n-----END X509 CRL-----\n`
+/** The CertificateSerialNumber of a canonical hex serial: a positive INTEGER's octets. */
+function serialNumber(serial: string): ArrayBuffer {
+    return AsnIntegerBigIntConverter.toASN(BigInt("0x" + serial)).valueBlock.valueHex
 }
 
 /**
  * Signs a v2 CRL with the CA key; returns it as PEM. Duplicate serials are listed once.
- * Encoded here rather than by @peculiar/x509's generator, which labels the PEM "CRL" (OpenSSL
- * will not load it) and gives every entry an empty crlEntryExtensions, which RFC 5280 forbids
- * (Extensions is SIZE (1..MAX)); entries here carry no extension, only serial and date.
+ * Built from @peculiar/asn1-x509's CertificateList schema rather than by @peculiar/x509's
+ * X509CrlGenerator, which labels the PEM "CRL" (OpenSSL will not load it) and gives every
+ * entry an empty crlEntryExtensions, which RFC 5280 forbids (Extensions is SIZE (1..MAX));
+ * entries here leave crlEntryExtensions out, carrying only serial and date.
  */
 export async function signCrl(ca: FleetCa, params: CrlParams): Promise<string> {
     const seen = new Set<string>()
-    const entries: Buffer[] = []
+    const revoked: RevokedCertificate[] = []
     for (const e of params.entries) {
         const serial = canonicalSerial(e.serial)
         if (seen.has(serial)) continue
         seen.add(serial)
-        entries.push(tlv(0x30, serialInteger(serial), derTime(e.revokedAt)))
+        revoked.push(
+            new RevokedCertificate({
+                userCertificate: serialNumber(serial),
+                revocationDate: crlTime(e.revokedAt),
+            })
+        )
     }
     const aki = await x509.AuthorityKeyIdentifierExtension.create(ca.cert)
     const extensions = [aki, crlNumberExtension(params.crlNumber)]
-    const tbs = tlv(
-        0x30,
-        derInteger(1), // v2
-        ECDSA_WITH_SHA256,
-        Buffer.from(ca.cert.subjectName.toArrayBuffer()),
-        derTime(params.thisUpdate),
-        derTime(params.nextUpdate),
-        ...(entries.length > 0 ? [tlv(0x30, ...entries)] : []),
-        tlv(0xa0, tlv(0x30, ...extensions.map((x) => Buffer.from(x.rawData))))
-    )
-    const signature = await webcrypto.subtle.sign(ECDSA, ca.key, tbs)
-    const value = ecdsaSigValue(new Uint8Array(signature))
-    return crlPem(tlv(0x30, tbs, ECDSA_WITH_SHA256, tlv(0x03, Buffer.from([0]), value)))
+    const tbsCertList = new TBSCertList({
+        version: Version.v2,
+        signature: ecdsaWithSHA256,
+        issuer: AsnConvert.parse(ca.cert.subjectName.toArrayBuffer(), Name),
+        thisUpdate: crlTime(params.thisUpdate),
+        nextUpdate: crlTime(params.nextUpdate),
+        revokedCertificates: revoked.length > 0 ? revoked : undefined,
+        crlExtensions: extensions.map((x) => AsnConvert.parse(x.rawData, Extension)),
+    })
+    const tbs = AsnConvert.serialize(tbsCertList)
+    const raw = await webcrypto.subtle.sign(ECDSA, ca.key, tbs)
+    const signature = new x509.AsnEcSignatureFormatter().toAsnSignature(ca.key.algorithm, raw)
+    if (!signature) throw new Error(`CA key is not ECDSA: ${ca.key.algorithm.name}`)
+    const crl = new CertificateList({ tbsCertList, signatureAlgorithm: ecdsaWithSHA256, signature })
+    // RFC 7468 label "X509 CRL", the one OpenSSL (and so Mosquitto) reads
+    return x509.PemConverter.encode(AsnConvert.serialize(crl), "X509 CRL") + "\n"
 }
 
 function checkDays(days: number): number {
