@@ -2,10 +2,12 @@
  * The download half of the update agent (GP-TM-16, GP-TM-18): requests chunks of the
  * offered image, writes them in order into the inactive slot (each sector erased just before
  * its first write) and appends one progress entry per finished sector to "ota-state", so a
- * reboot resumes at the first sector not known to be whole. Lost requests are sent again
- * after a timeout that backs off while the publisher is silent. With a chunk table (offer
- * format 2) every chunk is checked against its signed hash on arrival: a changed chunk is
- * asked for again, up to CHUNK_RETRIES times, and never written.
+ * reboot resumes at the first sector not known to be whole. The window's missing chunks are
+ * asked for with range requests, one publish per refill of at least half the window (each
+ * publish costs a GP-TM-46 "publishes" token). Lost requests are sent again after a timeout
+ * that backs off while the publisher is silent, or at once when a chunk past a gap arrives. With a chunk table (offer format 2) every
+ * chunk is checked against its signed hash on arrival: a changed chunk is asked for again,
+ * up to CHUNK_RETRIES times, and never written.
  */
 
 import { alignUp, equalBytes } from "../boot/bytes"
@@ -17,8 +19,10 @@ import {
     ChunkTable,
     decodeChunk,
     decodeTable,
-    encodeRequest,
+    encodeRangeRequest,
     encodeTableRequest,
+    MAX_RANGE_BYTES,
+    MAX_RANGE_CHUNKS,
     StatusReport,
     TOPIC_REQUEST,
 } from "./agent-wire"
@@ -26,7 +30,7 @@ import { chunkCount, ChunkTableRef, MAX_TABLE_ENTRIES } from "./offer"
 
 export interface DownloadOptions {
     chunkSize: number
-    /** Requests kept in flight. */
+    /** Chunks kept in flight (asked for and not yet written). */
     window: number
     io: { publish(suffix: string, payload: Buffer, reliable: boolean): Promise<void> }
     report: (status: StatusReport) => Promise<void>
@@ -64,9 +68,15 @@ export class Downloader {
     private silentPeriods = 0
     private lastDecile = -1
     private readonly chunkSize: number
+    /** Most chunks one range request asks for (MAX_RANGE_CHUNKS, MAX_RANGE_BYTES). */
+    private readonly perRequest: number
+    /** Free window slots, in chunks, before a refill is sent: half the window. */
+    private readonly refillAt: number
     /** The verified chunk table; null until it arrives, or when the offer has none. */
     private hashes: Buffer | null = null
     private badInARow = 0
+    /** The window was asked for again from nextOffset and nothing was written since. */
+    private resending = false
 
     constructor(
         board: Board,
@@ -81,6 +91,11 @@ export class Downloader {
         this.stored = stored
         this.options = options
         this.chunkSize = options.table === null ? options.chunkSize : options.table.chunkSize
+        const byBytes = Math.floor(MAX_RANGE_BYTES / this.chunkSize)
+        const most = byBytes < MAX_RANGE_CHUNKS ? byBytes : MAX_RANGE_CHUNKS
+        this.perRequest = most < 1 ? 1 : most
+        const half = Math.floor((options.window + 1) / 2)
+        this.refillAt = half < 1 ? 1 : half
         const resumeAt = stored.done * slot.sectorSize
         const size = stored.state.imageSize
         this.nextOffset = resumeAt < size ? resumeAt : size
@@ -97,6 +112,7 @@ export class Downloader {
     /** (Re)sends the requests of the window from the first byte still missing. */
     async kick(): Promise<void> {
         this.requestedTo = this.nextOffset
+        this.resending = true
         this.lastProgressMs = this.board.clock.monotonicMs()
         await this.report("downloading")
         await this.fill()
@@ -110,9 +126,15 @@ export class Downloader {
     private async bad(check: string): Promise<ChunkOutcome> {
         this.badInARow = this.badInARow + 1
         if (this.badInARow > CHUNK_RETRIES) return check
-        this.requestedTo = this.nextOffset
-        await this.fill()
+        await this.resend()
         return ""
+    }
+
+    /** Asks for the whole window again, from the first byte still missing. */
+    private async resend(): Promise<void> {
+        this.requestedTo = this.nextOffset
+        this.resending = true
+        await this.fill()
     }
 
     /** The table must be for this offer and hash to the digest the offer signs. */
@@ -153,12 +175,20 @@ export class Downloader {
             return ""
         }
         const state = this.stored.state
-        if (chunk.sequence !== state.sequence || chunk.offset !== this.nextOffset) return ""
+        if (chunk.sequence !== state.sequence) return ""
+        if (chunk.offset !== this.nextOffset) {
+            // Chunks come in order: one asked for and answered past the next byte means the
+            // chunks before it (or their request) were lost. Asked again once, not per chunk.
+            const lost = chunk.offset > this.nextOffset && chunk.offset < this.requestedTo
+            if (lost && !this.resending) await this.resend()
+            return ""
+        }
         const expected = this.lengthAt(this.nextOffset)
         if (chunk.data.length === 0 || chunk.data.length < expected) return "truncated"
         if (chunk.data.length > expected) return "chunk-size"
         if (!this.chunkMatches(chunk.data)) return await this.bad("chunk-digest")
         this.badInARow = 0
+        this.resending = false
 
         await this.eraseUpTo(this.nextOffset + expected)
         await this.slot.program(this.nextOffset, this.aligned(chunk.data))
@@ -184,9 +214,8 @@ export class Downloader {
         this.timeoutMs = this.timeoutMs * 2
         if (this.timeoutMs > REQUEST_TIMEOUT_MAX_MS) this.timeoutMs = REQUEST_TIMEOUT_MAX_MS
         if (this.silentPeriods === STALL_AFTER) await this.report("stalled")
-        this.requestedTo = this.nextOffset
         this.lastProgressMs = now
-        await this.fill()
+        await this.resend()
     }
 
     /** The last chunk of an image may end off the write unit: padded with erased bytes. */
@@ -203,6 +232,15 @@ export class Downloader {
         return left < this.chunkSize ? left : this.chunkSize
     }
 
+    /** Chunks asked for and not yet written: from the next byte to the requested end. */
+    private inFlight(): number {
+        return Math.ceil((this.requestedTo - this.nextOffset) / this.chunkSize)
+    }
+
+    /**
+     * Asks for the window's missing chunks once at least half of it is free (or nothing is
+     * in flight), in as few range requests as MAX_RANGE_CHUNKS and MAX_RANGE_BYTES allow.
+     */
     private async fill(): Promise<void> {
         if (this.needsTable()) {
             const request = encodeTableRequest(this.stored.state.sequence)
@@ -210,16 +248,23 @@ export class Downloader {
             return
         }
         const size = this.stored.state.imageSize
-        const limit = this.nextOffset + this.options.window * this.chunkSize
         if (this.requestedTo < this.nextOffset) this.requestedTo = this.nextOffset
-        while (this.requestedTo < size && this.requestedTo < limit) {
-            const length = this.lengthAt(this.requestedTo)
-            const request = encodeRequest({
+        const pending = this.inFlight()
+        if (pending > 0 && this.options.window - pending < this.refillAt) return
+        let free = this.options.window - pending
+        while (this.requestedTo < size && free > 0) {
+            const left = Math.ceil((size - this.requestedTo) / this.chunkSize)
+            let count = free < this.perRequest ? free : this.perRequest
+            if (left < count) count = left
+            const request = encodeRangeRequest({
                 sequence: this.stored.state.sequence,
                 offset: this.requestedTo,
-                length: length,
+                chunkSize: this.chunkSize,
+                count: count,
             })
-            this.requestedTo = this.requestedTo + length
+            const end = this.requestedTo + count * this.chunkSize
+            this.requestedTo = end < size ? end : size
+            free = free - count
             await this.options.io.publish(TOPIC_REQUEST, request, false)
         }
     }

@@ -1,7 +1,7 @@
 /**
  * What the update agent and the publisher exchange besides the offer (docs/update-format.md;
- * GP-TM-18, GP-TM-54): chunk requests (device to publisher), chunks (publisher to device)
- * and status reports. Binary messages are fixed-layout and checked field by field before
+ * GP-TM-18, GP-TM-54): chunk and range requests (device to publisher), chunks (publisher to
+ * device) and status reports. Binary messages are fixed-layout and checked field by field before
  * use; the status is a small JSON object the operator's tools read.
  */
 
@@ -10,6 +10,8 @@ import { SignatureReport } from "../boot/image-format"
 import { CheckError } from "../hal/errors"
 
 export const REQUEST_MAGIC = "BWRQ"
+/** Asks for a run of consecutive chunks in one message (one publish, one rate-limit token). */
+export const RANGE_REQUEST_MAGIC = "BWRR"
 export const CHUNK_MAGIC = "BWCK"
 /** Asks for the chunk table of a version 2 offer (on the request topic). */
 export const TABLE_REQUEST_MAGIC = "BWTQ"
@@ -19,6 +21,11 @@ export const REQUEST_SIZE = 16
 export const CHUNK_HEAD_SIZE = 16
 /** Largest chunk a request may ask for (the profile's chunkSize is at most this). */
 export const MAX_CHUNK = 65536
+export const RANGE_REQUEST_SIZE = 20
+/** Most chunks one range request may ask for. */
+export const MAX_RANGE_CHUNKS = 16
+/** Most bytes one range request may ask for: chunk count x chunk size. */
+export const MAX_RANGE_BYTES = 65536
 
 /** Topic suffixes under bulwark/<deviceId>/. */
 export const TOPIC_OFFER = "ota/offer"
@@ -37,6 +44,14 @@ export interface ChunkRequest {
     sequence: number
     offset: number
     length: number
+}
+
+/** `count` chunks of `chunkSize` bytes from `offset`; the publisher clips at the image end. */
+export interface RangeRequest {
+    sequence: number
+    offset: number
+    chunkSize: number
+    count: number
 }
 
 export interface Chunk {
@@ -72,6 +87,56 @@ export function decodeRequest(bytes: Buffer): ChunkRequest {
     const length = readU32(bytes, 12)
     if (length < 1 || length > MAX_CHUNK) throw new WireError("request", "length out of range")
     return { sequence: readU32(bytes, 4), offset: readU32(bytes, 8), length: length }
+}
+
+export function encodeRangeRequest(request: RangeRequest): Buffer {
+    const out = Buffer.alloc(RANGE_REQUEST_SIZE)
+    const m = Buffer.from(RANGE_REQUEST_MAGIC)
+    for (let i = 0; i < 4; i++) out[i] = m[i]
+    writeU32(out, 4, request.sequence)
+    writeU32(out, 8, request.offset)
+    writeU32(out, 12, request.chunkSize)
+    writeU32(out, 16, request.count)
+    return out
+}
+
+/**
+ * WireError "request" unless exactly 20 bytes with the magic, a chunk size of 1..MAX_CHUNK,
+ * a count of 1..MAX_RANGE_CHUNKS and at most MAX_RANGE_BYTES asked for in all.
+ */
+export function decodeRangeRequest(bytes: Buffer): RangeRequest {
+    if (bytes.length !== RANGE_REQUEST_SIZE || !hasMagic(bytes, RANGE_REQUEST_MAGIC))
+        throw new WireError("request", "not a range request")
+    const chunkSize = readU32(bytes, 12)
+    if (chunkSize < 1 || chunkSize > MAX_CHUNK)
+        throw new WireError("request", "chunk size out of range")
+    const count = readU32(bytes, 16)
+    if (count < 1 || count > MAX_RANGE_CHUNKS)
+        throw new WireError("request", "chunk count out of range")
+    if (count * chunkSize > MAX_RANGE_BYTES)
+        throw new WireError("request", "range over MAX_RANGE_BYTES")
+    return {
+        sequence: readU32(bytes, 4),
+        offset: readU32(bytes, 8),
+        chunkSize: chunkSize,
+        count: count,
+    }
+}
+
+/**
+ * The single-chunk requests a range stands for, in order, clipped at `imageSize` (the last
+ * one short); none when the range starts at or past the end.
+ */
+export function rangeChunks(range: RangeRequest, imageSize: number): ChunkRequest[] {
+    const out: ChunkRequest[] = []
+    let offset = range.offset
+    for (let i = 0; i < range.count && offset < imageSize; i++) {
+        const left = imageSize - offset
+        const length = left < range.chunkSize ? left : range.chunkSize
+        out.push({ sequence: range.sequence, offset: offset, length: length })
+        offset = offset + length
+    }
+    return out
 }
 
 export function encodeChunk(chunk: Chunk): Buffer {

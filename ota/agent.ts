@@ -51,7 +51,7 @@ export interface AgentConfig {
      */
     acceptUnverifiableEcdsa?: boolean
     measured: MeasuredBoot
-    /** Chunk requests kept in flight (default DEFAULT_WINDOW). */
+    /** Chunks kept in flight (default DEFAULT_WINDOW). */
     window?: number
     /** Admits one offer for judging (the "updates" rate limit); absent: all are judged. */
     admitOffer?: () => boolean
@@ -61,8 +61,9 @@ export interface AgentConfig {
 
 const LOCK_POLL_MS = 5
 /**
- * Chunk requests in flight: enough to keep a broker round trip busy; window x chunkSize
- * bytes may wait in the device's inbound buffer, so a small-RAM target lowers it.
+ * Chunks in flight: enough to keep a broker round trip busy; window x chunkSize bytes may
+ * wait in the device's inbound buffer, so a small-RAM target lowers it. They are asked for
+ * with range requests, one per refill of half the window (ota/agent-download.ts).
  */
 export const DEFAULT_WINDOW = 8
 

@@ -1,18 +1,23 @@
 /**
  * The update publisher of a campaign (docs/update.md; GP-TM-05, GP-TM-18, GP-TM-19): signs
  * an offer for an image, publishes it to each targeted device on bulwark/<id>/ota/offer as
- * an operator, serves the chunks devices ask for on .../ota/request, follows their reports
+ * an operator, serves the chunks devices ask for on .../ota/request (range requests, and the
+ * single-chunk requests of older devices), follows their reports
  * on .../ota/status, and ends when every device has confirmed the new version, refused it,
  * rolled it back, or the time is up. Used by `bulwark ota publish` and the demo.
  */
 
 import {
+    decodeRangeRequest,
     decodeRequest,
     decodeStatus,
     decodeTableRequest,
     encodeChunk,
     encodeTable,
+    rangeChunks,
     AgentStatus,
+    ChunkRequest,
+    RANGE_REQUEST_MAGIC,
 } from "../agent-wire"
 import { compareVersions } from "../../boot/image"
 import { MAX_TARGETS, Offer } from "../offer"
@@ -217,6 +222,7 @@ async function follow(
     }
 }
 
+/** Answers a table, range or chunk request of a target; others and malformed ones are ignored. */
 async function serveChunk(
     session: MqttSession,
     options: PublishOptions,
@@ -229,13 +235,32 @@ async function serveChunk(
         await serveTable(session, options, id, t, tableFor)
         return
     }
-    let request
+    let requests: ChunkRequest[]
     try {
-        request = decodeRequest(message.payload)
+        requests = isRange(message.payload)
+            ? rangeChunks(decodeRangeRequest(message.payload), options.image.length)
+            : [decodeRequest(message.payload)]
     } catch {
         return
     }
-    if (request.sequence !== t.sequence || t.final) return
+    for (const request of requests) {
+        if (request.sequence !== t.sequence || t.final) return
+        await serveOne(session, options, id, t, request)
+    }
+}
+
+function isRange(payload: Buffer): boolean {
+    return payload.subarray(0, 4).toString("latin1") === RANGE_REQUEST_MAGIC
+}
+
+/** One BWCK chunk message for one chunk, counted in the bytes served. */
+async function serveOne(
+    session: MqttSession,
+    options: PublishOptions,
+    id: string,
+    t: Target,
+    request: ChunkRequest
+): Promise<void> {
     const data = options.image.subarray(request.offset, request.offset + request.length)
     await session.publish(
         ROOT + id + "/ota/chunk",

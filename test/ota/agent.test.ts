@@ -143,15 +143,7 @@ describe("update agent: v1 to v2", () => {
         const agent = newAgent(board, decision, link)
         await agent.start()
         await agent.handleOffer(await offerFor(v2, 10))
-        for (let i = 0; i < 10; i++) {
-            const request = link.requests.shift()!
-            const offset = request.readUInt32BE(8)
-            const data = v2.subarray(offset, offset + 1024)
-            const chunk = Buffer.concat([request.subarray(0, 12), Buffer.alloc(4), data])
-            chunk.write("BWCK", 0)
-            chunk.writeUInt32BE(data.length, 12)
-            await agent.handleChunk(chunk)
-        }
+        await serve(agent, link, v2, { chunks: 10 })
         expect(agent.progress()).toBe(10240)
 
         const next = await board.powerCycle()

@@ -2,8 +2,9 @@
  * Updates end to end: provisioned sim devices run by the sim runner (boot stub, verified
  * app bundle, mutual-TLS session) and the publisher as an operator, through the embedded
  * broker on loopback. v1 to v2 with a trial boot, confirm and OTP counter; an unhealthy v2
- * and a hung v2 (reset by the watchdog) rolled back and reported; user preferences kept.
- * GP-TM-05, 06, 16, 18, 19, 20.
+ * and a hung v2 (reset by the watchdog) rolled back and reported; user preferences kept;
+ * chunks asked for with range requests, far fewer publishes than chunks.
+ * GP-TM-05, 06, 16, 18, 19, 20, 46.
  */
 
 import { readFileSync } from "node:fs"
@@ -12,6 +13,7 @@ import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { runBootStub } from "../../boot/stub"
+import { MqttMessage } from "../../hal/mqtt"
 import { AuditLog } from "../../src/audit/log"
 import { RunningBroker, startBroker } from "../../sim/broker"
 import { SimBoard } from "../../sim/board"
@@ -23,9 +25,11 @@ import { readOperator } from "../../tools/commands/ota"
 import { provision } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
 import { BROKER_UPDATE, keyA, makeImage } from "./helpers"
-import { makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
+import { connectOptions, Fleet, makeFleet, operatorCredentials } from "../transport/fixtures"
+import { removeTempDirs, tempDir, transportFor } from "../transport/fixtures"
 
 let broker: RunningBroker
+let fleet: Fleet
 let caDir: string
 let caPem: string
 let operator: OperatorCredentials
@@ -59,7 +63,7 @@ beforeAll(async () => {
         const built = await buildAppBundle(entry, join(work, name + ".js"))
         bundles[name] = readFileSync(built.path)
     }
-    const fleet = await makeFleet("OTA test fleet")
+    fleet = await makeFleet("OTA test fleet")
     caDir = fleet.caDir
     caPem = fleet.ca.certPem
     await issueOperatorCertificate(fleet.ca, "release", join(work, "operator"))
@@ -115,6 +119,25 @@ async function publish(
         timeoutMs: 60000,
         onProgress: (p) => progress?.push(p),
     })
+}
+
+/** An operator session that keeps every message on `topic` until `stop()`. */
+async function watch(topic: string): Promise<{ stop: () => Promise<MqttMessage[]> }> {
+    const creds = await operatorCredentials(fleet.ca, "observer")
+    const options = connectOptions(broker.port, fleet.ca, creds.id)
+    const session = await transportFor(creds).connect(options)
+    await session.subscribe(topic, 0)
+    const seen: MqttMessage[] = []
+    const loop = (async () => {
+        for (let m = await session.receive(); m !== null; m = await session.receive()) seen.push(m)
+    })()
+    return {
+        stop: async () => {
+            await session.close()
+            await loop
+            return seen
+        },
+    }
 }
 
 async function stopped(device: DeviceHandle): Promise<void> {
@@ -202,6 +225,23 @@ describe("updates through the broker", () => {
         const [result] = await publish([id], v2, undefined, BROKER_UPDATE.chunkSize)
 
         expect(result).toMatchObject({ ok: true, state: "confirmed", running: "2.0.0" })
+        await stopped(device)
+    })
+
+    it("GP-TM-46: the device asks for N chunks with clearly fewer publishes than N", async () => {
+        const { id, device } = await newDevice()
+        const v2 = await makeImage({ version: "2.0.0", counter: 2, payload: bundles.v2 })
+        const chunks = Math.ceil(v2.length / BROKER_UPDATE.chunkSize)
+        const requests = await watch("bulwark/" + id + "/ota/request")
+
+        const [result] = await publish([id], v2)
+        await device.waitFor((d) => d.app()?.confirmed === true, 5000, "confirmed")
+        const seen = await requests.stop()
+
+        expect(result).toMatchObject({ ok: true, state: "confirmed", running: "2.0.0" })
+        expect(chunks).toBeGreaterThan(8)
+        expect(seen.length).toBeGreaterThan(0)
+        expect(seen.length * 3).toBeLessThanOrEqual(chunks)
         await stopped(device)
     })
 

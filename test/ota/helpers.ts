@@ -15,12 +15,16 @@ import { generateReleaseKey, ReleasePrivateKey } from "../../tools/keyfile"
 import { buildSignedImage } from "../../tools/signer"
 import { AgentIo, UpdateAgent } from "../../ota/agent"
 import {
+    decodeRangeRequest,
     decodeRequest,
     decodeStatus,
     decodeTableRequest,
     encodeChunk,
     encodeTable,
+    rangeChunks,
     AgentStatus,
+    ChunkRequest,
+    RANGE_REQUEST_MAGIC,
 } from "../../ota/agent-wire"
 import { Offer } from "../../ota/offer"
 import { chunkHashes, offerForImage, signOffer } from "../../ota/host/offer-sign"
@@ -106,11 +110,15 @@ export async function boot(board: SimBoard): Promise<BootDecision> {
 export class Link implements AgentIo {
     statuses: AgentStatus[] = []
     requests: Buffer[] = []
+    /** Publishes on the request topic so far (each costs the device a "publishes" token). */
+    requestPublishes = 0
 
     async publish(suffix: string, payload: Buffer, _reliable: boolean): Promise<void> {
         if (suffix === "ota/status") this.statuses.push(decodeStatus(payload))
-        else if (suffix === "ota/request") this.requests.push(payload)
-        else throw new Error("unexpected topic " + suffix)
+        else if (suffix === "ota/request") {
+            this.requests.push(payload)
+            this.requestPublishes++
+        } else throw new Error("unexpected topic " + suffix)
     }
 
     states(): string[] {
@@ -153,14 +161,24 @@ export interface ServeOptions {
     tableChunkSize?: number
     /** Changes the table served (tampering in transit). */
     alterTable?: (hashes: Buffer) => Buffer
+    /** Stops (as "idle") after serving this many chunks. */
+    chunks?: number
+}
+
+/** The chunks a chunk or range request asks for, as the publisher reads them. */
+export function requestedChunks(request: Buffer, imageSize: number): ChunkRequest[] {
+    if (request.subarray(0, 4).toString("latin1") !== RANGE_REQUEST_MAGIC)
+        return [decodeRequest(request)]
+    return rangeChunks(decodeRangeRequest(request), imageSize)
 }
 
 /** How a serving loop ended. */
 export type RunEnd = "idle" | "reboot" | "power-loss"
 
 /**
- * Answers the agent's chunk requests from `image` until it asks for nothing more. Ends with
- * "reboot" when the agent reboots into the update, "power-loss" when a cut ends the run.
+ * Answers the agent's chunk and range requests from `image` until it asks for nothing more
+ * (or `options.chunks` were served). Ends with "reboot" when the agent reboots into the
+ * update, "power-loss" when a cut ends the run.
  */
 export async function serve(
     agent: UpdateAgent,
@@ -168,6 +186,7 @@ export async function serve(
     image: Buffer,
     options: ServeOptions = {}
 ): Promise<RunEnd> {
+    let served = 0
     try {
         for (let rounds = 0; rounds < 100000; rounds++) {
             const next = link.requests.shift()
@@ -180,12 +199,15 @@ export async function serve(
                 await agent.handleChunk(encodeTable({ sequence: tableFor, chunkSize, hashes }))
                 continue
             }
-            const request = decodeRequest(next)
-            let data = image.subarray(request.offset, request.offset + request.length)
-            if (options.alter) data = options.alter(request.offset, Buffer.from(data))
-            await agent.handleChunk(
-                encodeChunk({ sequence: request.sequence, offset: request.offset, data: data })
-            )
+            for (const request of requestedChunks(next, image.length)) {
+                if (served === options.chunks) return "idle"
+                let data = image.subarray(request.offset, request.offset + request.length)
+                if (options.alter) data = options.alter(request.offset, Buffer.from(data))
+                await agent.handleChunk(
+                    encodeChunk({ sequence: request.sequence, offset: request.offset, data: data })
+                )
+                served++
+            }
         }
         throw new Error("serve: no end")
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * Generates the shared vector sets of the trust core: boot-state records (boot/state.ts),
- * image header and trailer decoding (boot/image-format.ts) and update-offer decoding and
- * judging (ota/offer.ts). Expected outcomes are what the Node build computes; the hand-made
+ * image header and trailer decoding (boot/image-format.ts), update-offer decoding and
+ * judging (ota/offer.ts) and the download messages (ota/agent-wire.ts). Expected outcomes are what the Node build computes; the hand-made
  * cases (torn, erased, forged, out of range) are chosen so each refusal path is taken.
  * Run: npx tsx test/vectors/gen-core.ts (deterministic: fixed keys and payloads).
  */
@@ -14,6 +14,7 @@ import { p256 } from "@noble/curves/nist.js"
 import * as stateModule from "../../boot/state"
 import * as imageFormat from "../../boot/image-format"
 import * as offerModule from "../../ota/offer"
+import * as wireModule from "../../ota/agent-wire"
 import { SimCrypto } from "../../sim/crypto"
 import { anchorDigest } from "../../boot/anchor"
 import { buildSignedImage } from "../../tools/signer"
@@ -188,6 +189,55 @@ function offerSet(): Case[] {
     return cases
 }
 
+/** Range and chunk requests and chunks: encoding, decoding, every refusal, range clipping. */
+function wireSet(): Case[] {
+    const cases: Case[] = []
+    const hex = (b: Buffer) => ({ $hex: b.toString("hex") })
+    const range = { sequence: 1733000000, offset: 2147483648, chunkSize: 4096, count: 8 }
+    cases.push(makeCase("encode a range request", "encodeRangeRequest", [range],
+        wireModule.encodeRangeRequest, [range]))
+    const good = wireModule.encodeRangeRequest(range)
+    const decode = (name: string, bytes: Buffer) =>
+        cases.push(makeCase(name, "decodeRangeRequest", [hex(bytes)],
+            wireModule.decodeRangeRequest, [bytes]))
+    const raw = (chunkSize: number, count: number) => {
+        const bytes = Buffer.from(good)
+        bytes.writeUInt32BE(chunkSize, 12)
+        bytes.writeUInt32BE(count, 16)
+        return bytes
+    }
+    const magic = Buffer.from(good)
+    magic.write("BWRQ", 0)
+    decode("decode a range request", good)
+    decode("decode 16 chunks of 4 KiB, the byte bound", raw(4096, 16))
+    decode("decode one chunk of MAX_CHUNK", raw(65536, 1))
+    decode("refuse a short range request", good.subarray(0, 19))
+    decode("refuse a long range request", Buffer.concat([good, Buffer.alloc(1)]))
+    decode("refuse another magic", magic)
+    decode("refuse chunk size 0", raw(0, 1))
+    decode("refuse a chunk size above MAX_CHUNK", raw(65537, 1))
+    decode("refuse count 0", raw(1024, 0))
+    decode("refuse a count above MAX_RANGE_CHUNKS", raw(1, 17))
+    decode("refuse a range above MAX_RANGE_BYTES", raw(8192, 16))
+    const clip = (name: string, r: wireModule.RangeRequest, imageSize: number) =>
+        cases.push(makeCase(name, "rangeChunks", [r, imageSize], wireModule.rangeChunks,
+            [r, imageSize]))
+    const small = { sequence: 9, offset: 1000, chunkSize: 700, count: 5 }
+    clip("a range inside the image", small, 9000)
+    clip("a range clipped at the image end, the last chunk short", small, 2500)
+    clip("a range starting at the image end asks for nothing", small, 1000)
+    const single = wireModule.encodeRequest({ sequence: 9, offset: 4096, length: 4096 })
+    cases.push(makeCase("decode a single-chunk request", "decodeRequest", [hex(single)],
+        wireModule.decodeRequest, [single]))
+    const chunk = wireModule.encodeChunk({ sequence: 9, offset: 4096, data: Buffer.from("abc") })
+    cases.push(makeCase("decode a chunk", "decodeChunk", [hex(chunk)],
+        wireModule.decodeChunk, [chunk]))
+    const lying = chunk.subarray(0, chunk.length - 1)
+    cases.push(makeCase("refuse a chunk shorter than its length field", "decodeChunk",
+        [hex(lying)], wireModule.decodeChunk, [lying]))
+    return cases
+}
+
 async function main(): Promise<void> {
     write("boot-state.json", "boot/state",
         "Boot-state records (boot/state.ts): encoding, and decoding of valid, erased, torn, flipped and forged copies",
@@ -201,6 +251,10 @@ async function main(): Promise<void> {
         "Update offers (ota/offer.ts): body decoding with mutations, and every judgement an offer can get",
         "computed by the Node build of ota/offer.ts (test/vectors/gen-core.ts)",
         offerSet())
+    write("agent-wire.json", "ota/agent-wire",
+        "Download messages (ota/agent-wire.ts): range requests with every refusal, range clipping, chunk requests and chunks",
+        "computed by the Node build of ota/agent-wire.ts (test/vectors/gen-core.ts)",
+        wireSet())
 }
 
 await main()
