@@ -7,6 +7,7 @@
 
 import { afterAll, describe, expect, it } from "vitest"
 import { recordRateSummary, startSecurityServices } from "../../src/admin/service"
+import { publishToken, PUBLISH_WAIT_MS } from "../../src/app-audit"
 import { RateLimiter, TokenBucket } from "../../src/ratelimit"
 import { VirtualClock } from "../../sim/clock"
 import { cleanupTestBoards } from "../../sim/testing"
@@ -123,4 +124,35 @@ describe("GP-TM-46: a flood of inbound commands", () => {
             expect(summaries[0]).toMatch(/^commands=\d+ publishes=0 logins=0 updates=0 /)
         }
     )
+})
+
+describe("publishes that wait for a token", () => {
+    it("GP-TM-46: three protocol publishes waiting on an empty bucket each get a token in turn",
+        async () => {
+            const clock = new VirtualClock()
+            const limiter = new RateLimiter(LIMITS, clock)
+            while (limiter.allow("publishes"));
+            const before = limiter.dropped("publishes")
+
+            const waiting = [0, 1, 2].map(() => publishToken(limiter, clock, true))
+            await clock.advance(200)
+            const results = await Promise.all(waiting)
+
+            expect(results).toEqual([true, true, true])
+            expect(limiter.dropped("publishes")).toBe(before)
+        })
+
+    it("GP-TM-46: a publish that would wait longer than the bound is dropped and counted",
+        async () => {
+            const slow = { ...LIMITS, publishes: { ratePerSec: 0.25, burst: 1 } }
+            const clock = new VirtualClock()
+            const limiter = new RateLimiter(slow, clock)
+            expect(limiter.allow("publishes")).toBe(true)
+
+            const result = await publishToken(limiter, clock, true)
+
+            expect(1000 / 0.25).toBeGreaterThan(PUBLISH_WAIT_MS)
+            expect(result).toBe(false)
+            expect(limiter.dropped("publishes")).toBe(1)
+        })
 })
