@@ -14,6 +14,10 @@ export const SE_SLOT_AUDIT = 1
 /** HMAC secret authenticating the prefs records (src/prefs.ts); made at first use. */
 export const SE_SLOT_PREFS = 2
 
+// Well-known monotonic counters (0..SE_COUNTER_COUNT-1); the others are free.
+/** The telemetry boot number (src/telemetry.ts): raised once per boot, at the first message. */
+export const SE_COUNTER_TELEMETRY = 0
+
 export interface SecureElement {
     /**
      * Generates a P-256 key pair inside the element and returns the public key (65-byte

@@ -6,6 +6,7 @@
  * and on a trial boot confirms the new image only when its health checks pass within
  * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
  * It answers attestation requests (GP-TM-56) and zeroizes its keys when tampered (GP-TM-31).
+ * Its telemetry is signed by the identity key in the secure element (GP-TM-41).
  */
 
 import { MeasuredBoot, confirmRunningImage } from "../boot/stub"
@@ -30,6 +31,7 @@ import { privacyConsoleCommand, RightsDeps } from "./privacy/rights"
 import { RateLimiter } from "./ratelimit"
 import { runSelfTest, SelfTestResult } from "./selftest"
 import { DeviceSession, SessionEvent } from "./session"
+import { TelemetryError, TelemetrySigner } from "./telemetry"
 import { AuditLog, PARTITION_AUDIT } from "./audit/log"
 
 /**
@@ -135,6 +137,8 @@ export class BulwarkApp {
     private confirmed = false
     private unhealthy: string[] = []
     private lastTelemetryMs = -1
+    /** Signs telemetry with the identity key; null on a board without secure element. */
+    private signer: TelemetrySigner | null = null
     private tampered = false
 
     constructor(ctx: AppContext, options?: AppOptions) {
@@ -339,6 +343,8 @@ export class BulwarkApp {
             return
         }
         this.deviceId = identity.deviceId
+        this.signer = new TelemetrySigner(board.secureElement, board.crypto, board.clock,
+            identity.deviceId)
         const session = newSession(board, profile, this.ctx.broker, identity, this)
         this.session = session
         const limiter =
@@ -453,13 +459,34 @@ export class BulwarkApp {
             selfTest: this.selfTest.ok,
             update: s.update,
         }
-        await this.publish("telemetry", Buffer.from(JSON.stringify(body)), true, false)
+        const payload = await this.telemetryPayload(Buffer.from(JSON.stringify(body)))
+        if (payload !== null) await this.publish("telemetry", payload, true, false)
         const privacy = this.privacy
         if (privacy === null) return
         await privacyTelemetry(privacy.manager, this.options.readings, dataSender(this, session))
         if (now - this.lastPurgeMs < PURGE_PERIOD_MS) return
         this.lastPurgeMs = now
         await privacy.manager.purgeExpired()
+    }
+
+    /**
+     * The health body in an envelope signed by the identity key (docs/telemetry.md), or the
+     * body alone on a board without secure element (docs/limits.md). Null when the element
+     * cannot sign or the envelope exceeds transport.maxPayload: such a message is not sent,
+     * rather than sent unsigned.
+     */
+    private async telemetryPayload(body: Buffer): Promise<Buffer | null> {
+        const signer = this.signer
+        if (signer === null) return body
+        try {
+            const envelope = await signer.sign(body)
+            if (envelope.length <= this.ctx.profile.transport.maxPayload) return envelope
+            this.log("telemetry larger than transport.maxPayload: not sent")
+        } catch (e) {
+            if (!(e instanceof TelemetryError)) throw e
+            this.log("telemetry not signed (" + e.check + "): not sent")
+        }
+        return null
     }
 }
 
