@@ -24,6 +24,7 @@ import { appPublisher, consoleTask, dataSender, newAgent, newSession } from "./a
 import { auditQueue, ownerProbe, sessionTask } from "./app-hooks"
 import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from "./app-privacy"
 import { PURGE_PERIOD_MS } from "./app-privacy"
+import { healthBody, telemetryPayload } from "./app-telemetry"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
 import { AuditEntry } from "./audit/record"
 import { readIdentity, PARTITION_IDENTITY } from "./identity"
@@ -31,7 +32,7 @@ import { privacyConsoleCommand, RightsDeps } from "./privacy/rights"
 import { RateLimiter } from "./ratelimit"
 import { runSelfTest, SelfTestResult } from "./selftest"
 import { DeviceSession, SessionEvent } from "./session"
-import { TelemetryError, TelemetrySigner } from "./telemetry"
+import { TelemetrySigner } from "./telemetry"
 import { AuditLog, PARTITION_AUDIT } from "./audit/log"
 
 /**
@@ -450,16 +451,16 @@ export class BulwarkApp {
         if (this.lastTelemetryMs >= 0 && now - this.lastTelemetryMs < period) return
         this.lastTelemetryMs = now
         const s = this.state()
-        const body = {
-            v: 1,
+        const body = healthBody({
             version: s.version,
             slot: s.slot,
             trial: s.trial && !s.confirmed,
             uptimeMs: now,
             selfTest: this.selfTest.ok,
             update: s.update,
-        }
-        const payload = await this.telemetryPayload(Buffer.from(JSON.stringify(body)))
+        })
+        const maxPayload = this.ctx.profile.transport.maxPayload
+        const payload = await telemetryPayload(this.signer, body, maxPayload, this.ctx.log)
         if (payload !== null) await this.publish("telemetry", payload, true, false)
         const privacy = this.privacy
         if (privacy === null) return
@@ -467,26 +468,6 @@ export class BulwarkApp {
         if (now - this.lastPurgeMs < PURGE_PERIOD_MS) return
         this.lastPurgeMs = now
         await privacy.manager.purgeExpired()
-    }
-
-    /**
-     * The health body in an envelope signed by the identity key (docs/telemetry.md), or the
-     * body alone on a board without secure element (docs/limits.md). Null when the element
-     * cannot sign or the envelope exceeds transport.maxPayload: such a message is not sent,
-     * rather than sent unsigned.
-     */
-    private async telemetryPayload(body: Buffer): Promise<Buffer | null> {
-        const signer = this.signer
-        if (signer === null) return body
-        try {
-            const envelope = await signer.sign(body)
-            if (envelope.length <= this.ctx.profile.transport.maxPayload) return envelope
-            this.log("telemetry larger than transport.maxPayload: not sent")
-        } catch (e) {
-            if (!(e instanceof TelemetryError)) throw e
-            this.log("telemetry not signed (" + e.check + "): not sent")
-        }
-        return null
     }
 }
 
