@@ -203,12 +203,35 @@ export type TelemetrySignatureCheck = (
     signature: Buffer
 ) => Promise<boolean>
 
+/** Where a message stands in a device's order: its boot number and sequence. */
+export interface TelemetryPosition {
+    boot: number
+    seq: number
+}
+
 /** What the verifier expects; every field is optional (null: not checked). */
 export interface TelemetryExpectation {
     /** The device id the message must carry, e.g. the one in the topic it came on. */
     deviceId: string | null
     /** The last (boot, seq) accepted from this device: only a later one passes. */
-    after: { boot: number; seq: number } | null
+    after: TelemetryPosition | null
+}
+
+/**
+ * The ordering rule (docs/telemetry.md, "Ordering"): `position` must be strictly after
+ * `after`, the last (boot, seq) accepted (null: none yet, anything passes). Throws
+ * TelemetryError "replayed" when equal, "order" when older. Pure: it checks no signature
+ * (verifyTelemetry calls it once the signature and device id passed).
+ */
+export function checkTelemetryOrder(
+    position: TelemetryPosition,
+    after: TelemetryPosition | null
+): void {
+    if (after === null) return
+    if (position.boot === after.boot && position.seq === after.seq)
+        throw fail("replayed", "the last message seen, again")
+    if (position.boot < after.boot || (position.boot === after.boot && position.seq < after.seq))
+        throw fail("order", "older than the last message seen")
 }
 
 /**
@@ -232,12 +255,6 @@ export async function verifyTelemetry(
     if (expect.deviceId !== null && m.deviceId !== expect.deviceId)
         throw fail("device", "another device's telemetry")
 
-    const after = expect.after
-    if (after !== null) {
-        if (m.boot === after.boot && m.seq === after.seq)
-            throw fail("replayed", "the last message seen, again")
-        if (m.boot < after.boot || (m.boot === after.boot && m.seq < after.seq))
-            throw fail("order", "older than the last message seen")
-    }
+    checkTelemetryOrder({ boot: m.boot, seq: m.seq }, expect.after)
     return m
 }

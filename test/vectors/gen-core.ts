@@ -1,7 +1,8 @@
 /**
  * Generates the shared vector sets of the trust core: boot-state records (boot/state.ts),
  * image header and trailer decoding (boot/image-format.ts), update-offer decoding and
- * judging (ota/offer.ts) and the download messages (ota/agent-wire.ts). Expected outcomes are what the Node build computes; the hand-made
+ * judging (ota/offer.ts), the download messages (ota/agent-wire.ts) and the signed telemetry
+ * envelope's decoding and ordering (src/telemetry.ts). Expected outcomes are what the Node build computes; the hand-made
  * cases (torn, erased, forged, out of range) are chosen so each refusal path is taken.
  * Run: npx tsx test/vectors/gen-core.ts (deterministic: fixed keys and payloads).
  */
@@ -15,11 +16,12 @@ import * as stateModule from "../../boot/state"
 import * as imageFormat from "../../boot/image-format"
 import * as offerModule from "../../ota/offer"
 import * as wireModule from "../../ota/agent-wire"
+import * as telemetryModule from "../../src/telemetry"
 import { SimCrypto } from "../../sim/crypto"
 import { anchorDigest } from "../../boot/anchor"
 import { buildSignedImage } from "../../tools/signer"
 import { ReleasePrivateKey } from "../../tools/keyfile"
-import { errorSummary, VECTOR_FORMAT } from "./codec"
+import { errorSummary, picked, VECTOR_FORMAT } from "./codec"
 import { VECTORS_DIR } from "./node-runner"
 
 const crypto = new SimCrypto()
@@ -48,6 +50,8 @@ interface Case {
 function makeCase(name: string, call: string, args: any[], fn: (...a: any[]) => any, decoded: any[]): Case {
     try {
         const result = fn(...decoded)
+        // A check that returns nothing: the codec renders undefined as {"$undefined": true}.
+        if (result === undefined) return { name, call, args, expect: { $undefined: true } }
         return { name, call, args, expect: toJson(result) }
     } catch (e) {
         return { name, call, args, throws: errorSummary(e) }
@@ -238,6 +242,119 @@ function wireSet(): Case[] {
     return cases
 }
 
+/**
+ * Telemetry envelopes (src/telemetry.ts): a genuine one signed with a fixed test key, every
+ * "format" refusal of the decoder, the encoder, and the (boot, seq) ordering rule. The
+ * signature itself is not checked here: the device target has no ECDSA (docs/telemetry.md).
+ */
+function telemetrySet(): Case[] {
+    const cases: Case[] = []
+    const hex = (b: Buffer) => ({ $hex: b.toString("hex") })
+    const priv = Buffer.alloc(32, 0x41)
+    const pub = Buffer.from(p256.getPublicKey(priv, false))
+    const seal = (signed: Buffer) => {
+        const message = telemetryModule.telemetryMessage(signed)
+        const signature = Buffer.from(p256.sign(message, priv, { lowS: true }))
+        if (!p256.verify(signature, message, pub)) throw new Error("telemetry vector signature")
+        return Buffer.concat([signed, signature])
+    }
+    const body = Buffer.from(
+        '{"v":1,"version":"1.2.0","slot":"a","trial":false,"uptimeMs":300,"selfTest":true,"update":"idle"}'
+    )
+    const fields: telemetryModule.TelemetryMessage = {
+        deviceId: "dev-0123456789ab", boot: 13, seq: 1, time: 1800000000, body: body,
+    }
+    const good = seal(telemetryModule.encodeTelemetryBody(fields))
+    const idLength = fields.deviceId.length
+    const at = 6 + idLength
+    const decode = (name: string, bytes: Buffer, pick?: string[]) => {
+        const c: any = makeCase(name, "decodeTelemetry", [hex(bytes)],
+            telemetryModule.decodeTelemetry, [bytes])
+        if (pick) c.pick = pick
+        if (pick && c.expect !== undefined)
+            c.expect = toJson(picked(c, telemetryModule.decodeTelemetry(bytes)))
+        cases.push(c)
+    }
+    /** The genuine envelope with `edit` applied to a copy. */
+    const mutate = (edit: (b: Buffer) => void) => {
+        const b = Buffer.from(good)
+        edit(b)
+        return b
+    }
+    /** An envelope whose header is edited and whose signature is any 64 bytes. */
+    const raw = (id: Buffer, boot: number, seq: number, time: number, bodyLength: number,
+        bodyBytes: Buffer) => {
+        const head = Buffer.from("BWTM\x01\x00", "latin1")
+        head[5] = id.length
+        const numbers = Buffer.alloc(14)
+        numbers.writeUInt32BE(boot, 0)
+        numbers.writeUInt32BE(seq, 4)
+        numbers.writeUInt32BE(time, 8)
+        numbers.writeUInt16BE(bodyLength, 12)
+        return Buffer.concat([head, id, numbers, bodyBytes, Buffer.alloc(64, 0x5a)])
+    }
+
+    decode("decode a genuine envelope", good)
+    decode("decode boot and sequence at 2^32-1 and time 0", raw(Buffer.from("d"), 4294967295,
+        4294967295, 0, 2, Buffer.from("{}")))
+    decode("decode a device id of 64 characters and an empty body",
+        raw(Buffer.from("a.b-".repeat(16)), 2147483648, 2147483649, 4294967295, 0, Buffer.alloc(0)))
+    decode("decode a body of TELEMETRY_MAX_BODY bytes", raw(Buffer.from("dev-1"), 7, 9, 1,
+        telemetryModule.TELEMETRY_MAX_BODY, Buffer.alloc(telemetryModule.TELEMETRY_MAX_BODY, 0x20)),
+        ["message.deviceId", "message.boot", "message.seq", "message.time", "signature"])
+    decode("refuse an envelope truncated by one byte", good.subarray(0, good.length - 1))
+    decode("refuse an envelope without its signature", good.subarray(0, good.length - 64))
+    decode("refuse an envelope shorter than the fixed fields", good.subarray(0, 20))
+    decode("refuse an empty envelope", Buffer.alloc(0))
+    decode("refuse an envelope extended by one byte", Buffer.concat([good, Buffer.alloc(1)]))
+    decode("refuse another magic", mutate((b) => b.write("BWAT", 0)))
+    decode("refuse version 0", mutate((b) => (b[4] = 0)))
+    decode("refuse version 2", mutate((b) => (b[4] = 2)))
+    decode("refuse device id length 0", mutate((b) => (b[5] = 0)))
+    decode("refuse device id length 65", raw(Buffer.from("a".repeat(65)), 1, 1, 0, 0, Buffer.alloc(0)))
+    decode("refuse a device id that runs into the fields after it", mutate((b) => (b[5] = 64)))
+    const short = raw(Buffer.from("d"), 1, 1, 0, 0, Buffer.alloc(0))
+    short[5] = 2
+    decode("refuse a device id length that leaves no room for the fixed fields", short)
+    decode("refuse an upper-case device id", mutate((b) => (b[6] = 0x44)))
+    decode("refuse a device id with an underscore", mutate((b) => (b[9] = 0x5f)))
+    decode("refuse a device id with a byte above 0x7f", mutate((b) => (b[7] = 0xe9)))
+    decode("refuse boot number 0", mutate((b) => b.writeUInt32BE(0, at)))
+    decode("refuse sequence 0", mutate((b) => b.writeUInt32BE(0, at + 4)))
+    decode("refuse a body length above TELEMETRY_MAX_BODY",
+        raw(Buffer.from("dev-1"), 1, 1, 0, telemetryModule.TELEMETRY_MAX_BODY + 1, Buffer.alloc(0)))
+    decode("refuse a body length one short of the body",
+        mutate((b) => b.writeUInt16BE(body.length - 1, at + 12)))
+    decode("refuse a body length one past the body",
+        mutate((b) => b.writeUInt16BE(body.length + 1, at + 12)))
+
+    const encode = (name: string, m: telemetryModule.TelemetryMessage) =>
+        cases.push(makeCase(name, "encodeTelemetryBody", [{ ...m, body: hex(m.body) }],
+            telemetryModule.encodeTelemetryBody, [m]))
+    encode("encode the signed part of the genuine envelope", fields)
+    encode("refuse to encode boot number 0", { ...fields, boot: 0 })
+    encode("refuse to encode a device id with a slash", { ...fields, deviceId: "dev/1" })
+
+    const order = (name: string, position: telemetryModule.TelemetryPosition,
+        after: telemetryModule.TelemetryPosition | null) =>
+        cases.push(makeCase(name, "checkTelemetryOrder", [position, after],
+            telemetryModule.checkTelemetryOrder, [position, after]))
+    order("accept any position when none was seen", { boot: 1, seq: 1 }, null)
+    order("accept the next sequence of the same boot", { boot: 12, seq: 408 }, { boot: 12, seq: 407 })
+    order("accept a gap in the sequence", { boot: 12, seq: 500 }, { boot: 12, seq: 407 })
+    order("accept a new boot starting again at sequence 1", { boot: 13, seq: 1 }, { boot: 12, seq: 407 })
+    order("accept a boot past 2^31 after one below it", { boot: 2147483648, seq: 1 },
+        { boot: 2147483647, seq: 4294967295 })
+    order("refuse the last position as replayed", { boot: 12, seq: 407 }, { boot: 12, seq: 407 })
+    order("refuse the last position at 2^32-1 as replayed", { boot: 4294967295, seq: 4294967295 },
+        { boot: 4294967295, seq: 4294967295 })
+    order("refuse an older sequence of the same boot", { boot: 12, seq: 406 }, { boot: 12, seq: 407 })
+    order("refuse an older boot with a higher sequence", { boot: 11, seq: 9000 }, { boot: 12, seq: 407 })
+    order("refuse a boot below 2^31 after one past it", { boot: 2147483647, seq: 4294967295 },
+        { boot: 2147483648, seq: 1 })
+    return cases
+}
+
 async function main(): Promise<void> {
     write("boot-state.json", "boot/state",
         "Boot-state records (boot/state.ts): encoding, and decoding of valid, erased, torn, flipped and forged copies",
@@ -255,6 +372,10 @@ async function main(): Promise<void> {
         "Download messages (ota/agent-wire.ts): range requests with every refusal, range clipping, chunk requests and chunks",
         "computed by the Node build of ota/agent-wire.ts (test/vectors/gen-core.ts)",
         wireSet())
+    write("telemetry.json", "src/telemetry",
+        "Signed telemetry envelopes (src/telemetry.ts): decoding of a genuine envelope, every format refusal, the encoder, and the (boot, seq) ordering rule; no signature check",
+        "computed by the Node build of src/telemetry.ts from an envelope signed with a fixed test key (test/vectors/gen-core.ts)",
+        telemetrySet())
 }
 
 await main()
