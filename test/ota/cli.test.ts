@@ -19,12 +19,14 @@ import { issueOperatorCertificate } from "../../tools/ca"
 import { writeReleaseKeyFiles } from "../../tools/keyfile"
 import { provision } from "../../tools/provision"
 import { defaultServerName, parseBroker } from "../../tools/commands/ota"
-import { BROKER_UPDATE, keyA, makeImage } from "./helpers"
+import { parseOffer } from "../../ota/offer"
+import { BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
 import { CliResult, runCli } from "../helpers/cli"
-import { makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
+import { Fleet, makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 
 const ROOT = resolve(__dirname, "../..")
 let work: string
+let fleet: Fleet
 let caDir: string
 let broker: RunningBroker
 let app: Buffer
@@ -38,7 +40,7 @@ const PROFILE = testProfileJson({
 beforeAll(async () => {
     work = tempDir("bulwark-ota-cli-")
     app = readFileSync((await buildAppBundle(undefined, join(work, "app.js"))).path)
-    const fleet = await makeFleet("CLI fleet")
+    fleet = await makeFleet("CLI fleet")
     caDir = fleet.caDir
     await issueOperatorCertificate(fleet.ca, "ops", join(work, "operator"))
     writeReleaseKeyFiles(join(work, "keys"), keyA)
@@ -119,6 +121,40 @@ describe("bulwark ota publish", () => {
 
         expect(code).toBe(1)
         expect(JSON.parse(out).devices[0]).toMatchObject({ ok: false, state: "refused", check: "downgrade" })
+    })
+
+    it("GP-TM-18: --chunk-table signs a format 2 offer whose table the device fetches, then it confirms",
+        async () => {
+            const { dir, id } = await newDeviceDir()
+            const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+            devices.push(device)
+            await device.waitFor((d) => d.app()?.connected === true, 20000, "connected")
+            const image = join(work, "v2-table.img")
+            writeFileSync(image, await makeImage({ version: "2.0.0", counter: 2, payload: app }))
+            const watcher = await watchTopic(fleet.ca, broker.port, `bulwark/${id}/ota/#`)
+
+            const { code, out } = await cli([...publishArgs(image, [id]), "--chunk-table", "2048"])
+            const seen = await watcher.stop()
+            const offer = parseOffer(seen.find((m) => m.topic.endsWith("/offer"))!.payload).offer
+            const asked = seen.filter((m) => m.topic.endsWith("/request"))
+                .map((m) => m.payload.subarray(0, 4).toString())
+
+            expect(code).toBe(0)
+            expect(JSON.parse(out)).toMatchObject({ ok: true, offerFormat: 2 })
+            expect(offer.chunkTable?.chunkSize).toBe(2048)
+            expect(asked[0]).toBe("BWTQ")
+        })
+
+    it("--chunk-table out of range, or too small for the image's table, exits 2", async () => {
+        const image = join(work, "v2-bounds.img")
+        writeFileSync(image, await makeImage({ version: "2.0.0", counter: 2, payload: app }))
+        const run = (size: string) => cli([...publishArgs(image, ["dev-x"]), "--chunk-table", size])
+
+        const results = []
+        for (const size of ["0", "65537", "16", "x"]) results.push(await run(size))
+
+        expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2])
+        expect(JSON.parse(results[2].out).error).toMatch(/a table holds at most 256/)
     })
 
     it("exits 2 for bad usage and unreadable input", async () => {

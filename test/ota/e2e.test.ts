@@ -24,9 +24,8 @@ import { issueOperatorCertificate } from "../../tools/ca"
 import { readOperator } from "../../tools/commands/ota"
 import { provision } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
-import { BROKER_UPDATE, keyA, makeImage } from "./helpers"
-import { connectOptions, Fleet, makeFleet, operatorCredentials } from "../transport/fixtures"
-import { removeTempDirs, tempDir, transportFor } from "../transport/fixtures"
+import { BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
+import { Fleet, makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 
 let broker: RunningBroker
 let fleet: Fleet
@@ -121,23 +120,9 @@ async function publish(
     })
 }
 
-/** An operator session that keeps every message on `topic` until `stop()`. */
-async function watch(topic: string): Promise<{ stop: () => Promise<MqttMessage[]> }> {
-    const creds = await operatorCredentials(fleet.ca, "observer")
-    const options = connectOptions(broker.port, fleet.ca, creds.id)
-    const session = await transportFor(creds).connect(options)
-    await session.subscribe(topic, 0)
-    const seen: MqttMessage[] = []
-    const loop = (async () => {
-        for (let m = await session.receive(); m !== null; m = await session.receive()) seen.push(m)
-    })()
-    return {
-        stop: async () => {
-            await session.close()
-            await loop
-            return seen
-        },
-    }
+/** An operator session on the test broker that keeps every message on `topic`. */
+function watch(topic: string): Promise<{ stop: () => Promise<MqttMessage[]> }> {
+    return watchTopic(fleet.ca, broker.port, topic)
 }
 
 async function stopped(device: DeviceHandle): Promise<void> {

@@ -28,6 +28,9 @@ import {
 } from "../../ota/agent-wire"
 import { Offer } from "../../ota/offer"
 import { chunkHashes, offerForImage, signOffer } from "../../ota/host/offer-sign"
+import { MqttMessage } from "../../hal/mqtt"
+import { FleetCa } from "../../tools/ca"
+import { connectOptions, operatorCredentials, transportFor } from "../transport/fixtures"
 
 export const CLASS = "bulwark-test"
 export const DEVICE_ID = "dev-test"
@@ -228,5 +231,30 @@ export async function step(action: () => Promise<void>): Promise<RunEnd> {
         return "idle"
     } catch (err) {
         return endOf(err)
+    }
+}
+
+/**
+ * An operator session on the broker at `port` that keeps every message on `topic` (MQTT
+ * wildcards allowed) until `stop()`, which returns them in arrival order.
+ */
+export async function watchTopic(
+    ca: FleetCa,
+    port: number,
+    topic: string
+): Promise<{ stop: () => Promise<MqttMessage[]> }> {
+    const creds = await operatorCredentials(ca, "observer")
+    const session = await transportFor(creds).connect(connectOptions(port, ca, creds.id))
+    await session.subscribe(topic, 0)
+    const seen: MqttMessage[] = []
+    const loop = (async () => {
+        for (let m = await session.receive(); m !== null; m = await session.receive()) seen.push(m)
+    })()
+    return {
+        stop: async () => {
+            await session.close()
+            await loop
+            return seen
+        },
     }
 }

@@ -16,6 +16,7 @@ import { flag, hasFlag, intFlag, parseArgs, requireFlag, UsageError } from "../a
 import { registerCommands } from "../cli"
 import { readPrivateKeyFile } from "../keyfile"
 import { readRegistry } from "../provision"
+import { chunkCount, MAX_TABLE_CHUNK, MAX_TABLE_ENTRIES } from "../../ota/offer"
 import { OperatorCredentials, publishUpdate } from "../../ota/host/publisher"
 import { ProgressBars } from "../../ota/host/progress"
 
@@ -71,10 +72,44 @@ function deviceList(args: ReturnType<typeof parseArgs>, caDir: string): string[]
     return ids
 }
 
+/**
+ * `--chunk-table SIZE`: a format 2 offer whose signed chunk table lets each device check
+ * every SIZE-byte chunk on arrival (docs/update-format.md). SIZE must not exceed any target
+ * device's update.chunkSize, and the image must fit the table's MAX_TABLE_ENTRIES.
+ */
+export function chunkTableFlag(
+    args: ReturnType<typeof parseArgs>,
+    imageSize: number
+): number | undefined {
+    if (flag(args, "chunk-table") === undefined) return undefined
+    const size = intFlag(args, "chunk-table")
+    if (size < 1 || size > MAX_TABLE_CHUNK)
+        throw new UsageError(`--chunk-table must be 1 to ${MAX_TABLE_CHUNK} bytes`)
+    const entries = chunkCount(imageSize, size)
+    if (entries > MAX_TABLE_ENTRIES)
+        throw new UsageError(
+            `--chunk-table ${size}: the image needs ${entries} chunks, a table holds at most ` +
+                `${MAX_TABLE_ENTRIES}; use at least ${Math.ceil(imageSize / MAX_TABLE_ENTRIES)}`
+        )
+    return size
+}
+
 async function publishCommand(argv: string[]): Promise<number> {
     const args = parseArgs(
         argv,
-        ["broker", "ca", "operator", "image", "key", "devices", "timeout", "seq", "expires", "server-name"],
+        [
+            "broker",
+            "ca",
+            "operator",
+            "image",
+            "key",
+            "devices",
+            "timeout",
+            "seq",
+            "expires",
+            "server-name",
+            "chunk-table",
+        ],
         ["json"]
     )
     if (args.positional.length > 0) throw new UsageError(`unexpected argument ${args.positional[0]}`)
@@ -89,6 +124,7 @@ async function publishCommand(argv: string[]): Promise<number> {
     } catch {
         throw new UsageError(`cannot read image: ${imagePath}`)
     }
+    const chunkTableSize = chunkTableFlag(args, image.length)
     const key = readPrivateKeyFile(resolve(requireFlag(args, "key")))
     const devices = deviceList(args, caDir)
     const json = hasFlag(args, "json")
@@ -105,6 +141,7 @@ async function publishCommand(argv: string[]): Promise<number> {
         sequence: flag(args, "seq") === undefined ? undefined : intFlag(args, "seq"),
         expiry: flag(args, "expires") === undefined ? null : intFlag(args, "expires"),
         timeoutMs: intFlag(args, "timeout", 300) * 1000,
+        chunkTableSize,
         onProgress: (p) => bars.update(p),
     })
     const ok = results.every((r) => r.ok)
@@ -117,7 +154,8 @@ async function publishCommand(argv: string[]): Promise<number> {
             running: r.running,
             served: r.served,
         }))
-        process.stdout.write(JSON.stringify({ ok, devices: devicesOut }) + "\n")
+        const offerFormat = chunkTableSize === undefined ? 1 : 2
+        process.stdout.write(JSON.stringify({ ok, offerFormat, devices: devicesOut }) + "\n")
     } else {
         for (const r of results)
             process.stdout.write(
@@ -132,7 +170,8 @@ registerCommands([
         words: ["ota", "publish"],
         usage:
             "ota publish --broker HOST:PORT --ca DIR --operator DIR --image IMAGE --key KEY " +
-            "[--devices ID,...] [--timeout SEC] [--seq N] [--expires UNIX] [--server-name NAME] [--json]",
+            "[--devices ID,...] [--timeout SEC] [--seq N] [--expires UNIX] [--server-name NAME] " +
+            "[--chunk-table SIZE] [--json]",
         summary: "sign an offer and update devices over MQTT; exit 0 only if all confirmed",
         run: publishCommand,
     },
