@@ -268,7 +268,7 @@ export async function runDemo(options: DemoOptions, stopSignal: Promise<void>): 
                 d.role === "tampered"
                     ? `refused (${r.check ?? r.state})`
                     : d.role === "power-cut"
-                      ? `cut at 40%, ${Math.round((100 * r.served) / Math.max(1, r.size))}% sent in all, ${r.state}`
+                      ? `cut at 40%, resumed (${Math.round((100 * r.served) / Math.max(1, r.size))}% of the image sent), ${r.state}`
                       : r.state
             rows.push({
                 device: d.id,
