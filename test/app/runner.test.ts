@@ -29,6 +29,7 @@ import { provision } from "../../tools/provision"
 import { keyA, makeImage } from "../ota/helpers"
 import { connectOptions, operatorCredentials, removeTempDirs, tempDir, transportFor } from "../transport/fixtures"
 import { verify } from "../services/support"
+import { auditRecords } from "./harness"
 
 const operatorKey = Buffer.from(p256.utils.randomSecretKey())
 const operatorPub = Buffer.from(p256.getPublicKey(operatorKey, false))
@@ -96,20 +97,7 @@ async function newDevice(): Promise<{ id: string; dir: string; device: DeviceHan
 async function stopAndReadAudit(dir: string, device: DeviceHandle): Promise<AuditRecord[]> {
     await device.stop()
     running.splice(running.indexOf(device), 1)
-    const board = await SimBoard.open(dir)
-    const { AuditLog } = await import("../../src/audit/log")
-    const log = await AuditLog.open({
-        partition: board.flash.partition("audit"),
-        secureElement: board.secureElement,
-        crypto: board.crypto,
-        clock: board.clock,
-    })
-    const records: AuditRecord[] = []
-    await log.forEach(0, async (r) => {
-        records.push(r)
-    })
-    board.close()
-    return records
+    return auditRecords(dir)
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {

@@ -10,30 +10,17 @@ import { join } from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { MeasuredBoot } from "../../boot/stub"
-import { BulwarkApp, createApp } from "../../src/app"
-import { AuditLog } from "../../src/audit/log"
 import { AuditRecord } from "../../src/audit/record"
 import { PARTITION_PREFS, encodePrefsRecord } from "../../src/prefs"
 import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { createCa } from "../../tools/ca"
-import { provision } from "../../tools/provision"
 import { operatorPublic, requestBody, signedEnvelope, strangerSecret } from "../privacy/helpers"
-import { FakeMqtt } from "../transport/fake-mqtt"
 import { removeTempDirs, tempDir } from "../transport/fixtures"
+import { advance, auditRecords, measuredBoot, powerOff, powerOn } from "./harness"
+import { provisionedBoard, RunningApp } from "./harness"
 
-const MEASURED: MeasuredBoot = {
-    slot: "a",
-    version: "1.0.0",
-    securityCounter: 1,
-    digest: "00",
-    keySlot: 0,
-    trial: false,
-    attempt: 0,
-    event: "none",
-    eventSlot: null,
-}
+const MEASURED = measuredBoot("1.0.0", 1)
 
 let caDir: string
 
@@ -44,15 +31,6 @@ beforeAll(async () => {
 
 afterAll(() => removeTempDirs())
 
-interface Running {
-    id: string
-    dir: string
-    board: SimBoard
-    app: BulwarkApp
-    mqtt: FakeMqtt
-    done: Promise<void>
-}
-
 /** A provisioned board running the app object itself, on the virtual clock. */
 async function runApp(
     rateLimits: Record<string, unknown>,
@@ -62,8 +40,7 @@ async function runApp(
         /** An existing provisioned device to start again (its id), instead of a new one. */
         again?: { dir: string; id: string }
     } = {}
-): Promise<Running> {
-    const dir = extra.again ? extra.again.dir : join(tempDir("bulwark-app-svc-"), "dev")
+): Promise<RunningApp> {
     const profile = testProfileJson({
         profile: {
             rateLimits: {
@@ -76,52 +53,15 @@ async function runApp(
             ...(extra.security ? { security: extra.security } : {}),
         },
     })
-    let deviceId = extra.again ? extra.again.id : ""
-    if (!extra.again) {
-        const created = await SimBoard.create(dir, { profile, trust: [], counter: 1 })
-        created.close()
-        deviceId = (await provision({ devDir: dir, caDir, iterations: 1000 })).deviceId
-    }
-    let mqtt: FakeMqtt | null = null
-    const board = await SimBoard.open(dir, {
-        wallTime: 1_800_000_000,
-        mqtt: (b) => (mqtt = new FakeMqtt(b.clock)),
-    })
-    const app = createApp(
-        {
-            board,
-            profile: board.profile,
-            measured: MEASURED,
-            spawn: (task) => void task().catch(() => undefined),
-        },
-        { telemetryMs: 100, rateSummaryMs: 5000, readings: extra.readings }
-    )
-    const done = app.run().catch(() => undefined)
-    const running = { id: deviceId, dir, board, app, mqtt: mqtt!, done }
-    await advance(running, 300)
-    return running
+    const dir = extra.again ? extra.again.dir : (await provisionedBoard(caDir, profile, 1)).dir
+    const options = { telemetryMs: 100, rateSummaryMs: 5000, readings: extra.readings }
+    return powerOn(dir, MEASURED, options)
 }
 
-async function advance(r: Running, ms: number): Promise<void> {
-    for (let t = 0; t < ms; t += 50) await r.board.advance(50)
-}
-
-async function records(r: Running): Promise<AuditRecord[]> {
-    await r.app.stop()
-    await r.board.advance(200)
-    await r.done
-    const log = await AuditLog.open({
-        partition: r.board.flash.partition("audit"),
-        secureElement: r.board.secureElement,
-        crypto: r.board.crypto,
-        clock: r.board.clock,
-    })
-    const out: AuditRecord[] = []
-    await log.forEach(0, async (rec) => {
-        out.push(rec)
-    })
-    r.board.close()
-    return out
+/** Stops the app and reads back the audit records it wrote. */
+async function records(r: RunningApp): Promise<AuditRecord[]> {
+    await powerOff(r)
+    return auditRecords(r.dir)
 }
 
 describe("rate limits in the running app", () => {
@@ -130,7 +70,7 @@ describe("rate limits in the running app", () => {
         expect(r.app.state().connected).toBe(true)
 
         for (let i = 0; i < 40; i++)
-            r.mqtt.inject(`bulwark/${r.id}/audit/export-request`, Buffer.from("not a request"))
+            r.mqtt().inject(`bulwark/${r.id}/audit/export-request`, Buffer.from("not a request"))
         await advance(r, 6000)
 
         const all = await records(r)
@@ -151,7 +91,7 @@ describe("rate limits in the running app", () => {
 
         await advance(r, 6000)
 
-        const sent = r.mqtt.delivered.filter((d) => d.topic.endsWith("/telemetry"))
+        const sent = r.mqtt().delivered.filter((d) => d.topic.endsWith("/telemetry"))
         const all = await records(r)
         const summary = all.find((x) => x.event === "rate-limit")
         expect(sent.length).toBeLessThan(15)
@@ -162,7 +102,7 @@ describe("rate limits in the running app", () => {
         const r = await runApp({})
 
         for (let i = 0; i < 30; i++)
-            r.mqtt.inject(`bulwark/${r.id}/nosuchchannel`, Buffer.from("x"))
+            r.mqtt().inject(`bulwark/${r.id}/nosuchchannel`, Buffer.from("x"))
         await advance(r, 6000)
 
         const all = await records(r)
@@ -179,9 +119,9 @@ describe("session events in the audit log", () => {
     it("GP-TM-17: an outage is recorded as start, first failed connect and end; no credential in any record", async () => {
         const r = await runApp({})
 
-        r.mqtt.goDown()
+        r.mqtt().goDown()
         await advance(r, 3000)
-        r.mqtt.comeBack()
+        r.mqtt().comeBack()
         await advance(r, 70000)
 
         expect(r.app.state().connected).toBe(true)
@@ -214,9 +154,9 @@ describe("personal data in the running app", () => {
                 args: { category: "telemetry", grant },
             })
         )
-    const data = (r: Running) => r.mqtt.delivered.filter((d) => d.topic.endsWith("/data/telemetry"))
-    const replies = (r: Running) =>
-        r.mqtt.delivered
+    const data = (r: RunningApp) => r.mqtt().delivered.filter((d) => d.topic.endsWith("/data/telemetry"))
+    const replies = (r: RunningApp) =>
+        r.mqtt().delivered
             .filter((d) => d.topic.endsWith("/privacy/reply"))
             .map((d) => JSON.parse(d.payload.toString()))
 
@@ -225,10 +165,10 @@ describe("personal data in the running app", () => {
         await advance(r, 1000)
         const before = data(r).length
 
-        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 1, true))
+        r.mqtt().inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 1, true))
         await advance(r, 1000)
         const granted = data(r).length
-        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 2, false))
+        r.mqtt().inject(`bulwark/${r.id}/privacy/request`, consent(r.id, 2, false))
         await advance(r, 300)
         const withdrawn = data(r).length
         await advance(r, 1000)
@@ -249,7 +189,7 @@ describe("personal data in the running app", () => {
 
     it("GP-TM-31: consent planted as an unsealed prefs record while the device is off is refused and audited as tamper", async () => {
         const first = await runApp({}, { security, readings })
-        first.mqtt.inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 1, true))
+        first.mqtt().inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 1, true))
         await advance(first, 1000)
         expect(data(first).length).toBeGreaterThan(0)
         // What the granted state looks like in flash: the running app wrote it sealed.
@@ -262,7 +202,7 @@ describe("personal data in the running app", () => {
         const granted = JSON.parse(
             record.subarray(16, 16 + record.readUInt32BE(12)).toString()
         ) as Record<string, string>
-        first.mqtt.inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 2, false))
+        first.mqtt().inject(`bulwark/${first.id}/privacy/request`, consent(first.id, 2, false))
         await advance(first, 500)
         await records(first)
 
@@ -294,7 +234,7 @@ describe("personal data in the running app", () => {
             args: { category: "telemetry", grant: true },
         })
 
-        r.mqtt.inject(`bulwark/${r.id}/privacy/request`, signedEnvelope(body, strangerSecret))
+        r.mqtt().inject(`bulwark/${r.id}/privacy/request`, signedEnvelope(body, strangerSecret))
         await advance(r, 1000)
 
         expect(replies(r)).toMatchObject([{ ok: false, error: "refused" }])

@@ -11,31 +11,17 @@ import { join } from "node:path"
 import { p256 } from "@noble/curves/nist.js"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { MeasuredBoot } from "../../boot/stub"
 import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
-import { BulwarkApp, createApp } from "../../src/app"
-import { AuditLog } from "../../src/audit/log"
-import { AuditRecord } from "../../src/audit/record"
 import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { signAttestRequest, verifyReportBytes } from "../../tools/attest"
 import { createCa } from "../../tools/ca"
-import { provision } from "../../tools/provision"
-import { FakeMqtt } from "../transport/fake-mqtt"
 import { removeTempDirs, tempDir } from "../transport/fixtures"
+import { advance, auditRecords, measuredBoot, powerOff, powerOn as powerOnApp } from "./harness"
+import { provisionedBoard, RunningApp } from "./harness"
 
 const DIGEST = "c3".repeat(32)
-const MEASURED: MeasuredBoot = {
-    slot: "a",
-    version: "1.4.0",
-    securityCounter: 3,
-    digest: DIGEST,
-    keySlot: 0,
-    trial: false,
-    attempt: 0,
-    event: "none",
-    eventSlot: null,
-}
+const MEASURED = measuredBoot("1.4.0", 3, DIGEST)
 const operatorKey = Buffer.from(p256.utils.randomSecretKey())
 const operatorPub = Buffer.from(p256.getPublicKey(operatorKey, false)).toString("hex")
 
@@ -48,74 +34,14 @@ beforeAll(async () => {
 
 afterAll(() => removeTempDirs())
 
-interface Running {
-    id: string
-    board: SimBoard
-    app: BulwarkApp
-    mqtt: () => FakeMqtt
-    lines: string[]
-    done: Promise<void>
-}
-
 async function newDevice(): Promise<string> {
-    const dir = join(tempDir("bulwark-tamper-"), "dev")
     const profile = testProfileJson({ profile: { security: { overrides: [], operatorKeys: [operatorPub] } } })
-    const created = await SimBoard.create(dir, { profile, trust: [], counter: 3 })
-    created.close()
-    await provision({ devDir: dir, caDir, iterations: 1000 })
-    return dir
+    return (await provisionedBoard(caDir, profile, 3)).dir
 }
 
 /** Powers the board in `dir` on and runs the app object on the virtual clock. */
-async function powerOn(dir: string): Promise<Running> {
-    let mqtt: FakeMqtt | null = null
-    const board = await SimBoard.open(dir, {
-        wallTime: 1_800_000_000,
-        mqtt: (b) => (mqtt = new FakeMqtt(b.clock)),
-    })
-    const lines: string[] = []
-    const app = createApp(
-        {
-            board,
-            profile: board.profile,
-            measured: MEASURED,
-            spawn: (task) => void task().catch(() => undefined),
-            log: (line) => lines.push(line),
-        },
-        { telemetryMs: 200 }
-    )
-    const done = app.run().catch(() => undefined)
-    const running = { id: "", board, app, mqtt: () => mqtt!, lines, done }
-    await advance(running, 300)
-    running.id = app.state().deviceId ?? ""
-    return running
-}
-
-async function advance(r: Running, ms: number): Promise<void> {
-    for (let t = 0; t < ms; t += 50) await r.board.advance(50)
-}
-
-async function powerOff(r: Running): Promise<void> {
-    await r.app.stop()
-    await r.board.advance(200)
-    await r.done
-    r.board.close()
-}
-
-async function auditRecords(dir: string): Promise<AuditRecord[]> {
-    const board = await SimBoard.open(dir)
-    const log = await AuditLog.open({
-        partition: board.flash.partition("audit"),
-        secureElement: board.secureElement,
-        crypto: board.crypto,
-        clock: board.clock,
-    })
-    const out: AuditRecord[] = []
-    await log.forEach(0, async (rec) => {
-        out.push(rec)
-    })
-    board.close()
-    return out
+function powerOn(dir: string): Promise<RunningApp> {
+    return powerOnApp(dir, MEASURED, { telemetryMs: 200 })
 }
 
 describe("attestation in the running app", () => {

@@ -11,32 +11,18 @@ import { join } from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { MeasuredBoot } from "../../boot/stub"
 import { SE_COUNTER_TELEMETRY } from "../../hal/secure-element"
-import { BulwarkApp, createApp } from "../../src/app"
 import { TelemetryError, TelemetryMessage, decodeTelemetry } from "../../src/telemetry"
-import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { readDevicePublicKey } from "../../tools/audit-verify"
 import { createCa } from "../../tools/ca"
-import { provision } from "../../tools/provision"
 import { verifyTelemetryBytes } from "../../tools/telemetry"
 import { runCli } from "../helpers/cli"
-import { FakeMqtt } from "../transport/fake-mqtt"
 import { removeTempDirs, tempDir } from "../transport/fixtures"
+import { measuredBoot, powerOff, powerOn as powerOnApp, provisionedBoard } from "./harness"
+import { RunningApp, WALL_TIME } from "./harness"
 
-const WALL = 1_800_000_000
-const MEASURED: MeasuredBoot = {
-    slot: "a",
-    version: "1.2.0",
-    securityCounter: 2,
-    digest: "00",
-    keySlot: 0,
-    trial: false,
-    attempt: 0,
-    event: "none",
-    eventSlot: null,
-}
+const MEASURED = measuredBoot("1.2.0", 2)
 
 let caDir: string
 
@@ -47,54 +33,17 @@ beforeAll(async () => {
 
 afterAll(() => removeTempDirs())
 
-interface Running {
-    id: string
-    board: SimBoard
-    app: BulwarkApp
-    mqtt: () => FakeMqtt
-    done: Promise<void>
-}
-
-async function newDevice(): Promise<{ dir: string; id: string }> {
-    const dir = join(tempDir("bulwark-telemetry-app-"), "dev")
-    const created = await SimBoard.create(dir, { profile: testProfileJson(), trust: [], counter: 2 })
-    created.close()
-    const id = (await provision({ devDir: dir, caDir, iterations: 1000 })).deviceId
-    return { dir, id }
+function newDevice(): Promise<{ dir: string; id: string }> {
+    return provisionedBoard(caDir, testProfileJson(), 2)
 }
 
 /** Powers the board in `dir` on and runs the app on the virtual clock for `ms`. */
-async function powerOn(dir: string, ms: number): Promise<Running> {
-    let mqtt: FakeMqtt | null = null
-    const board = await SimBoard.open(dir, {
-        wallTime: WALL,
-        mqtt: (b) => (mqtt = new FakeMqtt(b.clock)),
-    })
-    const app = createApp(
-        {
-            board,
-            profile: board.profile,
-            measured: MEASURED,
-            spawn: (task) => void task().catch(() => undefined),
-        },
-        { telemetryMs: 100 }
-    )
-    const done = app.run().catch(() => undefined)
-    const running = { id: "", board, app, mqtt: () => mqtt!, done }
-    for (let t = 0; t < ms; t += 50) await board.advance(50)
-    running.id = app.state().deviceId ?? ""
-    return running
-}
-
-async function powerOff(r: Running): Promise<void> {
-    await r.app.stop()
-    await r.board.advance(200)
-    await r.done
-    r.board.close()
+function powerOn(dir: string, ms: number): Promise<RunningApp> {
+    return powerOnApp(dir, MEASURED, { telemetryMs: 100 }, ms)
 }
 
 /** The payloads the app published on its telemetry topic, in order. */
-function telemetry(r: Running): Buffer[] {
+function telemetry(r: RunningApp): Buffer[] {
     return r.mqtt()
         .delivered.filter((d) => d.topic === `bulwark/${r.id}/telemetry`)
         .map((d) => d.payload)
@@ -127,7 +76,7 @@ describe("telemetry of the running app", () => {
         }
         expect(messages.map((m) => m.seq)).toEqual(messages.map((_, i) => i + 1))
         expect(new Set(messages.map((m) => m.boot))).toEqual(new Set([counter]))
-        expect(messages[0].time).toBe(WALL)
+        expect(messages[0].time).toBe(WALL_TIME)
         const body = JSON.parse(messages[0].body.toString())
         expect(body).toMatchObject({ v: 1, version: "1.2.0", slot: "a", trial: false, selfTest: true })
         expect(Math.max(...sent.map((p) => p.length))).toBeLessThanOrEqual(

@@ -14,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { runBootStub } from "../../boot/stub"
 import { MqttMessage } from "../../hal/mqtt"
-import { AuditLog } from "../../src/audit/log"
 import { RunningBroker, startBroker } from "../../sim/broker"
 import { SimBoard } from "../../sim/board"
 import { DeviceHandle, RunnerOptions, startDevice } from "../../sim/runner"
@@ -26,6 +25,7 @@ import { provision } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
 import { BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
 import { Fleet, makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
+import { auditRecords } from "../app/harness"
 
 let broker: RunningBroker
 let fleet: Fleet
@@ -147,18 +147,11 @@ describe("updates through the broker", () => {
         await device.waitFor((d) => d.app()?.confirmed === true, 5000, "confirmed")
         await stopped(device)
 
+        const updates = (await auditRecords(dir))
+            .filter((r) => r.event === "update")
+            .map((r) => r.outcome + " " + r.detail.split(" ")[0])
         const board = await SimBoard.open(dir)
         expect(await board.otp.readCounter()).toBe(2)
-        const audit = await AuditLog.open({
-            partition: board.flash.partition("audit"),
-            secureElement: board.secureElement,
-            crypto: board.crypto,
-            clock: board.clock,
-        })
-        const updates: string[] = []
-        await audit.forEach(0, async (r) => {
-            if (r.event === "update") updates.push(r.outcome + " " + r.detail.split(" ")[0])
-        })
         expect(updates).toEqual(["info ota-accepted", "info ota-installed", "success ota-confirmed"])
         await board.debugFlash("slot-b", Buffer.from("v2 wiped out"))
         const config = { deviceClass: PROFILE.deviceClass as string, trialAttempts: 3, signaturePolicy: "classical" as const }
