@@ -8,11 +8,18 @@
  */
 
 import { BootEvent, BootState, SlotName, StoredBootState, readBootState, writeBootState } from "./state"
-import { ImageSource, VerifiedImage, verifyImage } from "./image"
+import { ImageSource, VerifiedImage, VerifyPolicy, verifyImage } from "./image"
 import { SignaturePolicy } from "./profile"
 import { Board, requireCapability } from "../hal/board"
-import { FlashPartition, PARTITION_BOOT_STATE, PARTITION_SLOT_A, PARTITION_SLOT_B } from "../hal/flash"
-import { OTP_KEY_SLOT_COUNT, OtpKeySlot } from "../hal/otp"
+import { Crypto } from "../hal/crypto"
+import {
+    Flash,
+    FlashPartition,
+    PARTITION_BOOT_STATE,
+    PARTITION_SLOT_A,
+    PARTITION_SLOT_B,
+} from "../hal/flash"
+import { OTP_KEY_SLOT_COUNT, Otp, OtpKeySlot } from "../hal/otp"
 import { CheckError, isPowerLoss } from "../hal/errors"
 
 export interface BootConfig {
@@ -91,11 +98,47 @@ function errorCheck(err: any): string {
     return "unreadable"
 }
 
-async function readAnchors(board: Board): Promise<OtpKeySlot[]> {
-    const otp = requireCapability(board.otp, "otp")
+/** The HAL pieces that verifying a slot reads: crypto, the flash slots and the OTP fuses. */
+export interface SlotVerifier {
+    crypto: Crypto
+    flash: Flash
+    otp: Otp
+}
+
+function verifierOf(board: Board): SlotVerifier {
+    return {
+        crypto: board.crypto,
+        flash: requireCapability(board.flash, "flash"),
+        otp: requireCapability(board.otp, "otp"),
+    }
+}
+
+async function readAnchors(otp: Otp): Promise<OtpKeySlot[]> {
     const anchors: OtpKeySlot[] = []
     for (let i = 0; i < OTP_KEY_SLOT_COUNT; i++) anchors.push(await otp.readKeySlot(i))
     return anchors
+}
+
+/**
+ * The verify policy of this board as the stub applies it: the device class and signature
+ * policy of the profile, the OTP anchors with their revoke bits and the OTP security counter
+ * as they read now. `exact` is false for a slot (the image is followed by erased flash) and
+ * true for an image held whole in RAM (boot/rescue.ts).
+ */
+export async function bootVerifyPolicy(
+    otp: Otp,
+    config: BootConfig,
+    exact: boolean,
+    keepPayload: boolean
+): Promise<VerifyPolicy> {
+    return {
+        deviceClass: config.deviceClass,
+        minSecurityCounter: await otp.readCounter(),
+        anchors: await readAnchors(otp),
+        signaturePolicy: config.signaturePolicy,
+        exact: exact,
+        keepPayload: keepPayload,
+    }
 }
 
 /**
@@ -103,30 +146,22 @@ async function readAnchors(board: Board): Promise<OtpKeySlot[]> {
  * named; only PowerLoss (a board reset) propagates.
  */
 async function checkSlot(
-    board: Board,
+    hal: SlotVerifier,
     config: BootConfig,
     slot: SlotName,
     keepPayload: boolean
 ): Promise<SlotCheck> {
     const result = new SlotCheck()
-    const flash = requireCapability(board.flash, "flash")
-    const otp = requireCapability(board.otp, "otp")
     try {
-        const part = flash.partition(slotPartitionName(slot))
+        const part = hal.flash.partition(slotPartitionName(slot))
         const first = await part.read(0, 4)
         if (first[0] === 0xff && first[1] === 0xff && first[2] === 0xff && first[3] === 0xff) {
             result.check = "empty"
             result.reason = "slot is erased"
             return result
         }
-        result.image = await verifyImage(board.crypto, partitionSource(part), {
-            deviceClass: config.deviceClass,
-            minSecurityCounter: await otp.readCounter(),
-            anchors: await readAnchors(board),
-            signaturePolicy: config.signaturePolicy,
-            exact: false,
-            keepPayload: keepPayload,
-        })
+        const policy = await bootVerifyPolicy(hal.otp, config, false, keepPayload)
+        result.image = await verifyImage(hal.crypto, partitionSource(part), policy)
     } catch (err) {
         if (isPowerLoss(err)) throw err
         result.image = null
@@ -138,6 +173,46 @@ async function checkSlot(
 
 function refusal(slot: SlotName, check: SlotCheck): SlotRefusal {
     return { slot: slot, check: check.check, reason: check.reason }
+}
+
+/** What verifying one slot the stub's way found: the image, or the refusal naming its check. */
+export interface SlotVerdict {
+    image: VerifiedImage | null
+    refusal: SlotRefusal | null
+}
+
+/** Verifies `slot` exactly as the stub does before it boots it; writes nothing. */
+export async function verifySlot(
+    hal: SlotVerifier,
+    config: BootConfig,
+    slot: SlotName
+): Promise<SlotVerdict> {
+    const check = await checkSlot(hal, config, slot, false)
+    if (check.image !== null) return { image: check.image, refusal: null }
+    return { image: null, refusal: refusal(slot, check) }
+}
+
+/** Whether the stub would enter recovery, and the refusal of each slot when it would. */
+export interface RecoveryCheck {
+    recovery: boolean
+    refused: SlotRefusal[]
+}
+
+/**
+ * The stub's recovery decision without running it, so nothing is written: every path of
+ * runBootStub verifies both slots before it gives up (a refused or reverted pending slot is
+ * the other slot of the active one), so it enters recovery exactly when neither slot
+ * verifies. A board this answers `recovery: false` for boots an image.
+ */
+export async function checkRecovery(hal: SlotVerifier, config: BootConfig): Promise<RecoveryCheck> {
+    const refused: SlotRefusal[] = []
+    const a = await verifySlot(hal, config, "a")
+    if (a.refusal === null) return { recovery: false, refused: refused }
+    refused.push(a.refusal)
+    const b = await verifySlot(hal, config, "b")
+    if (b.refusal === null) return { recovery: false, refused: refused }
+    refused.push(b.refusal)
+    return { recovery: true, refused: refused }
 }
 
 function stateWith(
@@ -196,9 +271,9 @@ export async function runBootStub(
     config: BootConfig,
     keepPayload: boolean
 ): Promise<BootDecision> {
-    const flash = requireCapability(board.flash, "flash")
-    const otp = requireCapability(board.otp, "otp")
-    const statePart = flash.partition(PARTITION_BOOT_STATE)
+    const hal = verifierOf(board)
+    const otp = hal.otp
+    const statePart = hal.flash.partition(PARTITION_BOOT_STATE)
     let stored: StoredBootState = await readBootState(board.crypto, statePart)
     const refused: SlotRefusal[] = []
 
@@ -212,7 +287,7 @@ export async function runBootStub(
                 stateWith(stored.state, stored.state.active, null, 0, "reverted", pending)
             )
         } else {
-            const trial = await checkSlot(board, config, pending, keepPayload)
+            const trial = await checkSlot(hal, config, pending, keepPayload)
             if (trial.image !== null) {
                 const attempt = stored.state.attempts + 1
                 stored = await writeBootState(
@@ -234,7 +309,7 @@ export async function runBootStub(
     }
 
     const active = stored.state.active
-    const main = await checkSlot(board, config, active, keepPayload)
+    const main = await checkSlot(hal, config, active, keepPayload)
     if (main.image !== null) {
         // A confirm whose counter burn was cut short is completed here; no other path of
         // a normal boot raises the counter, so a fallback image never raises it.
@@ -247,7 +322,7 @@ export async function runBootStub(
     refused.push(refusal(active, main))
 
     const other = otherSlot(active)
-    const fallback = await checkSlot(board, config, other, keepPayload)
+    const fallback = await checkSlot(hal, config, other, keepPayload)
     if (fallback.image !== null) {
         stored = await writeBootState(
             board.crypto,

@@ -1,6 +1,8 @@
 /** Shared set-up of the boot suites: a release key, signed images and a booted test board. */
 
+import { PowerLoss } from "../../hal/errors"
 import { SimBoard } from "../../sim/board"
+import { TearMode } from "../../sim/flash"
 import { makeTestBoard, TestBoardOptions } from "../../sim/testing"
 import { generateReleaseKey, ReleasePrivateKey } from "../../tools/keyfile"
 import { buildSignedImage } from "../../tools/signer"
@@ -43,4 +45,29 @@ export async function boot(board: SimBoard, keepPayload = false): Promise<BootDe
 
 export async function flashSlot(board: SimBoard, slot: SlotName, image: Buffer): Promise<void> {
     await board.debugFlash(slot === "a" ? "slot-a" : "slot-b", image)
+}
+
+/** Every way the sim can tear the interrupted write of a power cut. */
+export const TEARS: TearMode[] = ["none", "prefix", "garbage"]
+
+export type Step = (board: SimBoard) => Promise<unknown>
+
+/** Runs the step with a cut armed; returns the board that comes back after the power cycle. */
+export async function cutAndRestart(
+    board: SimBoard,
+    step: Step,
+    after: number,
+    tear: TearMode,
+    seed: number
+): Promise<{ board: SimBoard; cut: boolean }> {
+    board.flash.armPowerCut(after, tear, seed)
+    let cut = false
+    try {
+        await step(board)
+    } catch (err) {
+        if (!(err instanceof PowerLoss)) throw err
+        cut = true
+    }
+    board.flash.disarmPowerCut()
+    return { board: await board.powerCycle(), cut }
 }

@@ -9,13 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BootDecision, confirmRunningImage, markPending } from "../../boot/stub"
 import { PowerLoss } from "../../hal/errors"
 import { SimBoard } from "../../sim/board"
-import { TearMode } from "../../sim/flash"
 import { cleanupTestBoards } from "../../sim/testing"
-import { boot, flashSlot, newBoard, signedImage } from "./helpers"
+import { boot, cutAndRestart, flashSlot, newBoard, signedImage, Step, TEARS } from "./helpers"
 
 afterAll(cleanupTestBoards)
 
-const TEARS: TearMode[] = ["none", "prefix", "garbage"]
 const SEEDS = [1, 2]
 /** More than any one state change needs (each costs one erase and one program). */
 const MAX_OPS = 4
@@ -26,8 +24,6 @@ beforeAll(async () => {
     v1 = await signedImage("1.0.0", 1)
     v2 = await signedImage("2.0.0", 2)
 })
-
-type Step = (board: SimBoard) => Promise<unknown>
 
 interface Scenario {
     name: string
@@ -104,20 +100,6 @@ async function freshBoard(scenario: Scenario): Promise<SimBoard> {
     await flashSlot(board, "b", v2)
     await scenario.arrange(board)
     return board
-}
-
-/** Runs the step with a cut armed; returns the board that comes back after the power cycle. */
-async function cutAndRestart(board: SimBoard, step: Step, after: number, tear: TearMode, seed: number) {
-    board.flash.armPowerCut(after, tear, seed)
-    let cut = false
-    try {
-        await step(board)
-    } catch (err) {
-        if (!(err instanceof PowerLoss)) throw err
-        cut = true
-    }
-    board.flash.disarmPowerCut()
-    return { board: await board.powerCycle(), cut }
 }
 
 describe("GP-TM-16: power cut at every flash operation of every boot-state change", () => {
