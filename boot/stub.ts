@@ -43,7 +43,7 @@ export interface MeasuredBoot {
     /** The trial attempt this boot is (1-based), 0 outside a trial. */
     attempt: number
     /** The last course change of the stub, for the app to report. */
-    event: string
+    event: BootEvent
     eventSlot: SlotName | null
 }
 

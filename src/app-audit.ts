@@ -41,8 +41,11 @@ export function bootEntry(measured: MeasuredBoot): AuditEntry {
         detail = detail + " event=" + measured.event
         if (measured.eventSlot !== null) detail = detail + " event-slot=" + measured.eventSlot
     }
-    let outcome = "info"
-    if (measured.event === "revert" || measured.event === "fallback") outcome = "failure"
+    // The boot did not run the image it was meant to: a refused pending update, a trial
+    // that never confirmed, or an active slot that no longer verifies.
+    const failed = measured.event === "reverted" || measured.event === "fallback" ||
+        measured.event === "pending-refused"
+    const outcome = failed ? "failure" : "info"
     return { event: "boot", actor: "boot-stub", outcome: outcome, detail: detail }
 }
 
