@@ -6,7 +6,9 @@
  * and on a trial boot confirms the new image only when its health checks pass within
  * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
  * It answers attestation requests (GP-TM-56) and zeroizes its keys when tampered (GP-TM-31).
- * Its telemetry is signed by the identity key in the secure element (GP-TM-41).
+ * Its telemetry is signed by the identity key in the secure element (GP-TM-41). It takes
+ * renewed certificates over the network and tries them before it drops the previous one
+ * (src/app-renewal.ts; GP-TM-35).
  */
 
 import { MeasuredBoot, confirmRunningImage } from "../boot/stub"
@@ -26,6 +28,8 @@ import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from ".
 import { PURGE_PERIOD_MS } from "./app-privacy"
 import { healthBody, telemetryPayload } from "./app-telemetry"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
+import { certDecoder, certHandler, newRenewalTrial, noteRenewalEvent } from "./app-renewal"
+import { renewalContext, settleRenewal } from "./app-renewal"
 import { AuditEntry } from "./audit/record"
 import { readIdentity, PARTITION_IDENTITY } from "./identity"
 import { privacyConsoleCommand, RightsDeps } from "./privacy/rights"
@@ -34,6 +38,7 @@ import { runSelfTest, SelfTestResult } from "./selftest"
 import { DeviceSession, SessionEvent } from "./session"
 import { TelemetrySigner } from "./telemetry"
 import { AuditLog, PARTITION_AUDIT } from "./audit/log"
+import { RenewalContext } from "./renewal"
 
 /**
  * The interface version between the loader and an app bundle. Version 1: `describeApp`,
@@ -141,6 +146,8 @@ export class BulwarkApp {
     /** Signs telemetry with the identity key; null on a board without secure element. */
     private signer: TelemetrySigner | null = null
     private tampered = false
+    private renewal: RenewalContext | null = null
+    private readonly renewalTrial = newRenewalTrial()
 
     constructor(ctx: AppContext, options?: AppOptions) {
         this.ctx = ctx
@@ -184,6 +191,7 @@ export class BulwarkApp {
                 await this.agent.tick()
             }
             if (!this.tampered) await this.checkTrial()
+            await this.settleRenewal()
             await this.telemetry()
             await this.writeAudit()
             await board.clock.sleep(tickMs)
@@ -205,6 +213,7 @@ export class BulwarkApp {
         } else if (e.event === "connect-failed") {
             this.log("connect failed: " + (e.code === undefined ? "" : e.code))
         }
+        noteRenewalEvent(this.renewalTrial, e)
         const entry = sessionEntry(e, !this.failureRecorded)
         if (e.event === "connect-failed") this.failureRecorded = true
         if (e.event === "connected") this.failureRecorded = false
@@ -363,6 +372,11 @@ export class BulwarkApp {
             this.selfTest)
         if (attest !== null)
             session.route("attest", attestDecoder(limiter), attestHandler(attest, io, auditQueue(this)))
+        const renewal = renewalContext(board, identity.deviceId, services)
+        this.renewal = renewal
+        this.renewalTrial.onTrial = identity.previousCertificatePem !== undefined
+        if (renewal !== null) session.route("cert", certDecoder(limiter),
+            certHandler(renewal, io, auditQueue(this), this.renewalTrial, session))
         const privacy = await openPrivacy(board, profile, this.audit, identity.deviceId,
             ownerProbe(this))
         this.privacy = privacy
@@ -372,6 +386,14 @@ export class BulwarkApp {
 
         if (this.ctx.spawn === undefined) throw new UnsupportedError("background tasks (spawn)")
         this.ctx.spawn(sessionTask(session))
+    }
+
+    /** A renewed certificate on trial is confirmed or reverted once a connection tells. */
+    private async settleRenewal(): Promise<void> {
+        const session = this.session
+        if (this.renewal === null || session === null || this.tampered) return
+        await settleRenewal(this.renewal, this.renewalTrial, appPublisher(this), auditQueue(this),
+            session)
     }
 
     /** Queues an audit record for the main loop (it waits while an export streams). */

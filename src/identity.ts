@@ -59,6 +59,11 @@ export interface DeviceIdentity {
     /** The fleet CA the broker certificate must chain to (DESIGN.md section 5). */
     caPem: string
     setupCode: SetupCodeHash
+    /**
+     * Set while a certificate renewed over the network is on trial (src/renewal.ts): the
+     * certificate that last connected, restored if the broker refuses the new one.
+     */
+    previousCertificatePem?: string
 }
 
 /** Default device id: "dev-" and the first 12 hex digits of SHA-256 of the public key. */
@@ -89,12 +94,19 @@ export function checkIdentity(value: unknown): DeviceIdentity {
     if (!isHexText(s["salt"], SALT_LENGTH))
         throw new IdentityError("field", "setupCode.salt")
     if (!isHexText(s["hash"], 32)) throw new IdentityError("field", "setupCode.hash")
-    return {
+    const checked: DeviceIdentity = {
         deviceId: v["deviceId"],
         certificatePem: v["certificatePem"],
         caPem: v["caPem"],
         setupCode: { alg: "pbkdf2-hmac-sha256", iterations: it, salt: s["salt"], hash: s["hash"] },
     }
+    const previous = v["previousCertificatePem"]
+    if (previous !== undefined && previous !== null) {
+        if (!isPem(previous, "CERTIFICATE"))
+            throw new IdentityError("field", "previousCertificatePem")
+        checked.previousCertificatePem = previous
+    }
+    return checked
 }
 
 /** Bytes of one copy: the partition split in two whole-sector halves. */

@@ -100,6 +100,8 @@ export class DeviceSession {
     private session: MqttSession | null = null
     private flushing = false
     private stopped = false
+    /** Set by `reconnect`: a pending backoff ends and the next attempt starts at once. */
+    private wake = false
     private attempt = 0
     /** The delay announced in the last connect-failed event, used by the next backoff. */
     private pendingDelay = -1
@@ -240,6 +242,17 @@ export class DeviceSession {
         if (s !== null) await s.close()
     }
 
+    /**
+     * Drops the connection (or ends a pending backoff) and dials again at once: the transport
+     * then presents the certificate the identity record holds now (src/renewal.ts).
+     */
+    async reconnect(): Promise<void> {
+        this.wake = true
+        this.attempt = 0
+        const s = this.session
+        if (s !== null) await s.close()
+    }
+
     private now(): number {
         return this.board.clock.monotonicMs()
     }
@@ -257,6 +270,7 @@ export class DeviceSession {
     }
 
     private async connectOnce(): Promise<MqttSession | null> {
+        this.wake = false
         const t = this.config.transport
         const options: MqttConnectOptions = {
             host: this.config.connectHost === undefined ? t.brokerHost : this.config.connectHost,
@@ -331,7 +345,7 @@ export class DeviceSession {
         let remaining = this.pendingDelay >= 0 ? this.pendingDelay : this.nextDelay()
         this.pendingDelay = -1
         if (this.attempt < 64) this.attempt++
-        while (remaining > 0 && !this.stopped) {
+        while (remaining > 0 && !this.stopped && !this.wake) {
             const slice = remaining > SLEEP_SLICE_MS ? SLEEP_SLICE_MS : remaining
             await this.board.clock.sleep(slice)
             remaining -= slice

@@ -5,6 +5,7 @@
  * device. Each device gets its own key and a random one-time setup code, shown once.
  */
 
+import { createHash } from "node:crypto"
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { isSafeName } from "../boot/profile"
@@ -23,7 +24,8 @@ import {
 } from "../src/identity"
 import { SimBoard, SimBoardError } from "../sim/board"
 import { RefusedError, UsageError } from "./args"
-import { FleetCa, OPERATOR_PREFIX, Validity, issueDeviceCertificate, loadCa } from "./ca"
+import { FleetCa, IssuedCertificate, OPERATOR_PREFIX, Validity } from "./ca"
+import { issueDeviceCertificate, loadCa } from "./ca"
 
 export const REGISTRY_FILE = "registry.json"
 const REGISTRY_FORMAT = "bulwark-fleet-registry"
@@ -273,6 +275,31 @@ export interface RenewResult {
 }
 
 /**
+ * The registry side of every renewal (on the bench and over the network): refused unless
+ * `publicKey` is the key registered for `deviceId` and the device is not revoked; issues a
+ * certificate for that same key and records it, the old serial under previousSerials. The
+ * caller writes the registry (under its lock) before the device receives the certificate.
+ */
+export async function renewRegistered(
+    ca: FleetCa,
+    registry: Registry,
+    deviceId: string,
+    publicKey: Buffer,
+    validity?: Validity
+): Promise<IssuedCertificate> {
+    const keyDigest = createHash("sha256").update(publicKey).digest("hex")
+    const entry = registry.devices.find((d) => d.id === deviceId)
+    if (!entry || entry.publicKeySha256 !== keyDigest)
+        throw new RefusedError(`device ${deviceId} is not registered with this key`)
+    if (entry.revoked) throw new RefusedError(`device ${deviceId} is revoked`)
+    const cert = await issueDeviceCertificate(ca, deviceId, publicKey, validity)
+    entry.previousSerials.push(entry.certSerial)
+    entry.certSerial = cert.serial
+    entry.notAfter = cert.notAfter
+    return cert
+}
+
+/**
  * Issues a fresh certificate for the same SE key (renewal before the short validity runs
  * out) and stores it on the device. Refused unless the device's key is the registered one.
  */
@@ -290,15 +317,7 @@ export async function renew(
             const current = await readIdentity(board.crypto, se, partition)
             if (current === null) throw new RefusedError("device is not provisioned")
             const publicKey = await se.publicKey(SE_SLOT_IDENTITY)
-            const keyDigest = board.crypto.sha256([publicKey]).toString("hex")
-            const entry = registry.devices.find((d) => d.id === current.deviceId)
-            if (!entry || entry.publicKeySha256 !== keyDigest)
-                throw new RefusedError(`device ${current.deviceId} is not registered with this key`)
-            if (entry.revoked) throw new RefusedError(`device ${current.deviceId} is revoked`)
-            const cert = await issueDeviceCertificate(ca, current.deviceId, publicKey, validity)
-            entry.previousSerials.push(entry.certSerial)
-            entry.certSerial = cert.serial
-            entry.notAfter = cert.notAfter
+            const cert = await renewRegistered(ca, registry, current.deviceId, publicKey, validity)
             writeRegistry(caDir, registry)
             const renewed = { ...current, certificatePem: cert.certPem }
             await writeIdentity(board.crypto, se, partition, renewed)

@@ -23,16 +23,11 @@ import { compareVersions } from "../../boot/image"
 import { MAX_TARGETS, Offer } from "../offer"
 import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { ReleasePrivateKey } from "../../tools/keyfile"
-import { SimMqttTransport } from "../../sim/mqtt"
+import { connectOperator, OperatorCredentials } from "../../tools/operator-link"
 import { chunkHashes, offerForImage, signOffer } from "./offer-sign"
 import { CheckError } from "../../hal/errors"
 
-export interface OperatorCredentials {
-    /** Operator name; the certificate's CN is "operator:<name>". */
-    name: string
-    certPem: string
-    keyPem: string
-}
+export type { OperatorCredentials }
 
 export interface DeviceProgress {
     deviceId: string
@@ -153,21 +148,7 @@ export async function publishUpdate(options: PublishOptions): Promise<DeviceResu
         })
     }
 
-    const transport = new SimMqttTransport({
-        certificatePem: async () => options.operator.certPem,
-        privateKeyPem: () => options.operator.keyPem,
-    })
-    const session = await transport.connect({
-        host: options.broker.host,
-        port: options.broker.port,
-        clientId: "operator:" + options.operator.name,
-        serverName: options.serverName ?? options.broker.host,
-        caPem: options.caPem,
-        keepAliveSec: 30,
-        auth: "certificate",
-        connectTimeoutMs: 10000,
-        maxPayload: 65536,
-    })
+    const session = await connectOperator(options)
     try {
         await session.subscribe(ROOT + "+/ota/status", 1)
         await session.subscribe(ROOT + "+/ota/request", 0)

@@ -34,6 +34,7 @@ export const EVENTS = {
     config: "config",
     timeSet: "time-set",
     logExport: "log-export",
+    certRenewal: "cert-renewal",
     factoryReset: "factory-reset",
     recovery: "recovery",
     rateLimit: "rate-limit",

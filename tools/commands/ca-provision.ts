@@ -1,9 +1,10 @@
 /**
- * `bulwark ca new|issue-broker|issue-operator|revoke|revoke-operator|crl` and
+ * `bulwark ca new|issue-broker|issue-operator|revoke|revoke-operator|crl|renew-online` and
  * `bulwark provision [renew]` (docs/provisioning.md; GP-TM-09, GP-TM-21, GP-TM-35, GP-TM-37,
  * GP-TM-39, GP-TM-40, GP-TM-49). Exit 0 on
  * success, 1 when a security check refuses (an existing key, a device already provisioned or
- * registered), 2 for bad usage. The setup code appears once, in the provision result.
+ * registered; a device that did not install its renewed certificate), 2 for bad usage. The
+ * setup code appears once, in the provision result.
  */
 
 import { resolve } from "node:path"
@@ -21,6 +22,8 @@ import { registerCommands } from "../cli"
 import { noPositional, printResult } from "../command-helpers"
 import { DEFAULT_CRL_DAYS, publishCrl } from "../crl"
 import { provision, renew, revoke, revokeOperator, updateRegistry } from "../provision"
+import { defaultServerName, parseBroker, parseDeviceIds, readOperator } from "../operator-link"
+import { renewOnline } from "../renew-online"
 
 function days(args: ReturnType<typeof parseArgs>, fallback: number): { days: number } {
     return { days: intFlag(args, "days", fallback) }
@@ -162,6 +165,45 @@ async function renewCommand(argv: string[]): Promise<number> {
     return 0
 }
 
+/** Default of --within-days: renew a month before the 90-day certificate ends. */
+const RENEW_WITHIN_DAYS = 30
+
+async function renewOnlineCommand(argv: string[]): Promise<number> {
+    const args = parseArgs(
+        argv,
+        ["broker", "ca", "operator", "devices", "within-days", "days", "timeout", "server-name"],
+        ["json"]
+    )
+    noPositional(args.positional)
+    const broker = parseBroker(requireFlag(args, "broker"))
+    const caDir = resolve(requireFlag(args, "ca"))
+    const operator = readOperator(resolve(requireFlag(args, "operator")))
+    const given = flag(args, "devices")
+    const withinDays = intFlag(args, "within-days", RENEW_WITHIN_DAYS)
+    const timeout = intFlag(args, "timeout", 120)
+    if (withinDays < 0 || withinDays > 36500) throw new UsageError("--within-days: 0 to 36500")
+    if (timeout < 1 || timeout > 86400) throw new UsageError("--timeout: 1 to 86400 seconds")
+    const validity = days(args, DEFAULT_DAYS.device)
+    if (validity.days < 1 || validity.days > 36500) throw new UsageError("--days: 1 to 36500")
+    const results = await renewOnline({
+        broker,
+        serverName: flag(args, "server-name") ?? defaultServerName(broker.host),
+        caDir,
+        operator,
+        devices: given === undefined ? undefined : parseDeviceIds(given),
+        withinDays,
+        validity,
+        timeoutMs: timeout * 1000,
+    })
+    const ok = results.every((r) => r.ok)
+    const lines = results.map((r) =>
+        `${r.deviceId}: ${r.ok ? "renewed, valid until " + r.notAfter : r.state}` +
+        (r.ok ? "" : ` (at ${r.step}${r.check ? ": " + r.check : ""})`))
+    const text = results.length === 0 ? "no device is due for renewal" : lines.join("\n")
+    printResult(hasFlag(args, "json"), { ok, devices: results }, text)
+    return ok ? 0 : 1
+}
+
 registerCommands([
     {
         words: ["ca", "new"],
@@ -198,6 +240,14 @@ registerCommands([
         usage: "ca crl --ca DIR --out FILE [--days N] [--json]",
         summary: "sign a CRL of every revoked serial for brokers such as Mosquitto (crlfile)",
         run: caCrl,
+    },
+    {
+        words: ["ca", "renew-online"],
+        usage:
+            "ca renew-online --broker HOST:PORT --ca DIR --operator DIR [--devices ID,...] " +
+            "[--within-days N] [--days N] [--timeout SEC] [--server-name NAME] [--json]",
+        summary: "renew device certificates over MQTT; exit 0 only if every device installed one",
+        run: renewOnlineCommand,
     },
     {
         words: ["provision"],

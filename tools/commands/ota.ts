@@ -5,68 +5,24 @@
  * version, 1 when any refused, rolled back or timed out, 2 for bad usage or input.
  */
 
-import { X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { isIP } from "node:net"
 import { join, resolve } from "node:path"
 
-import { isSafeName } from "../../boot/profile"
-import { OPERATOR_PREFIX } from "../ca"
 import { flag, hasFlag, intFlag, parseArgs, requireFlag, UsageError } from "../args"
 import { registerCommands } from "../cli"
 import { readPrivateKeyFile } from "../keyfile"
 import { readRegistry } from "../provision"
 import { chunkCount, MAX_TABLE_CHUNK, MAX_TABLE_ENTRIES } from "../../ota/offer"
-import { OperatorCredentials, publishUpdate } from "../../ota/host/publisher"
+import { publishUpdate } from "../../ota/host/publisher"
+import { defaultServerName, parseBroker, parseDeviceIds, readOperator } from "../operator-link"
+import { readText } from "../operator-link"
 import { ProgressBars } from "../../ota/host/progress"
 
-function readText(path: string, what: string): string {
-    try {
-        return readFileSync(path, "utf8")
-    } catch {
-        throw new UsageError(`cannot read ${what}: ${path}`)
-    }
-}
-
-/** HOST:PORT, with [v6]:PORT for IPv6. */
-export function parseBroker(text: string): { host: string; port: number } {
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):([0-9]{1,5})$/.exec(text)
-    const port = m ? Number(m[3]) : 0
-    if (!m || port < 1 || port > 65535) throw new UsageError("--broker must be HOST:PORT")
-    return { host: m[1] ?? m[2], port }
-}
-
-/** The broker certificate of the embedded broker names "localhost"; other hosts name themselves. */
-export function defaultServerName(host: string): string {
-    if (host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127.")))
-        return "localhost"
-    return host
-}
-
-/** cert.pem and key.pem of `bulwark ca issue-operator --out DIR`; the name from the CN. */
-export function readOperator(dir: string): OperatorCredentials {
-    const certPem = readText(join(dir, "cert.pem"), "operator certificate")
-    const keyPem = readText(join(dir, "key.pem"), "operator key")
-    let cn = ""
-    try {
-        const subject = new X509Certificate(certPem).subject.split("\n")
-        cn = (subject.find((l) => l.startsWith("CN=")) ?? "").slice(3)
-    } catch {
-        throw new UsageError("operator certificate does not parse")
-    }
-    if (!cn.startsWith(OPERATOR_PREFIX) || !isSafeName(cn.slice(OPERATOR_PREFIX.length)))
-        throw new UsageError("not an operator certificate (CN=operator:NAME)")
-    return { name: cn.slice(OPERATOR_PREFIX.length), certPem, keyPem }
-}
+export { defaultServerName, parseBroker, readOperator }
 
 function deviceList(args: ReturnType<typeof parseArgs>, caDir: string): string[] {
     const given = flag(args, "devices")
-    if (given !== undefined) {
-        const ids = given.split(",").filter((s) => s.length > 0)
-        for (const id of ids) if (!isSafeName(id)) throw new UsageError(`not a device id: ${id}`)
-        if (ids.length === 0) throw new UsageError("--devices lists no device")
-        return ids
-    }
+    if (given !== undefined) return parseDeviceIds(given)
     const ids = readRegistry(caDir).devices.filter((d) => !d.revoked).map((d) => d.id)
     if (ids.length === 0) throw new UsageError("the fleet registry lists no device; give --devices")
     return ids
