@@ -128,6 +128,11 @@ async function clearConfirmedEvent(hal: RescueBoard): Promise<void> {
     })
 }
 
+/**
+ * The rescue's last step: slot a active, nothing pending, and the event "rescued" for slot a,
+ * which the stub passes to the app in the measured-boot record so the app's boot audit
+ * record says a rescue happened (GP-TM-55). The stub decides on it exactly as on "none".
+ */
 async function activateRescueSlot(hal: RescueBoard): Promise<void> {
     const part = hal.flash.partition(PARTITION_BOOT_STATE)
     const stored = await readBootState(hal.crypto, part)
@@ -136,8 +141,8 @@ async function activateRescueSlot(hal: RescueBoard): Promise<void> {
         active: RESCUE_SLOT,
         pending: null,
         attempts: 0,
-        event: "none",
-        eventSlot: null,
+        event: "rescued",
+        eventSlot: RESCUE_SLOT,
     })
 }
 
@@ -147,9 +152,9 @@ async function activateRescueSlot(hal: RescueBoard): Promise<void> {
  * held now, the image must verify in RAM with the stub's policy (OTP anchors and revoke
  * bits, device class, OTP security counter, signature policy) and fit slot a. Only then is
  * slot a erased and programmed, verified again from flash (its digest must be the one
- * verified in RAM), and the boot state written: slot a active, nothing pending. The OTP
- * counter is not raised (no health check confirmed the image); it rises with the next
- * confirmed update.
+ * verified in RAM), and the boot state written: slot a active, nothing pending, event
+ * "rescued" for slot a (reported by the app at its next start). The OTP counter is not
+ * raised (no health check confirmed the image); it rises with the next confirmed update.
  *
  * Power-safe: until slot a verifies the board is still in recovery (both slots refused);
  * once it does, every boot state the board can hold boots it. RescueError names the check

@@ -13,8 +13,19 @@ import { CheckError } from "../hal/errors"
 
 export type SlotName = "a" | "b"
 
-/** What the stub did last time it changed course; the app reports it (GP-TM-18). */
-export type BootEvent = "none" | "reverted" | "fallback" | "pending-refused" | "confirmed"
+/**
+ * What last changed course, for the app to report (GP-TM-18, GP-TM-55): the stub (reverted,
+ * fallback, pending-refused), a confirm, or a signed rescue of slot a (boot/rescue.ts). It
+ * stays until the next boot-state write replaces it. "rescued" is information only: the
+ * stub decides exactly as for "none".
+ */
+export type BootEvent =
+    | "none"
+    | "reverted"
+    | "fallback"
+    | "pending-refused"
+    | "confirmed"
+    | "rescued"
 
 export interface BootState {
     /** Sequence number of the record; the higher valid copy wins. */
@@ -41,7 +52,19 @@ const MAGIC = "BWBS"
 const RECORD_VERSION = 1
 const BODY_SIZE = 16
 export const BOOT_STATE_RECORD_SIZE = BODY_SIZE + 32
-const EVENTS: BootEvent[] = ["none", "reverted", "fallback", "pending-refused", "confirmed"]
+/**
+ * The event byte is the index here: append only, so every stored record keeps its meaning.
+ * "rescued" (5) needed no new record version: the layout is unchanged, and a decoder that
+ * does not know an index refuses that copy (range check below), as for any damaged byte.
+ */
+const EVENTS: BootEvent[] = [
+    "none",
+    "reverted",
+    "fallback",
+    "pending-refused",
+    "confirmed",
+    "rescued",
+]
 const NO_SLOT = 0xff
 
 /** The state of a board whose boot-state partition holds no valid copy: factory image in a. */

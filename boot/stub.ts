@@ -42,7 +42,11 @@ export interface MeasuredBoot {
     trial: boolean
     /** The trial attempt this boot is (1-based), 0 outside a trial. */
     attempt: number
-    /** The last course change of the stub, for the app to report. */
+    /**
+     * The last course change recorded in the boot state (the stub's, a confirm, or a
+     * rescue: "rescued" for slot a), for the app to report. It stays until the next
+     * boot-state write replaces it, so a boot that changes nothing reports it again.
+     */
     event: BootEvent
     eventSlot: SlotName | null
 }
@@ -312,7 +316,8 @@ export async function runBootStub(
     const main = await checkSlot(hal, config, active, keepPayload)
     if (main.image !== null) {
         // A confirm whose counter burn was cut short is completed here; no other path of
-        // a normal boot raises the counter, so a fallback image never raises it.
+        // a normal boot raises the counter, so a fallback image never raises it, nor does
+        // a rescued one ("rescued", like every event but "confirmed", is only reported).
         const counter = main.image.header.securityCounter
         const justConfirmed =
             stored.state.event === "confirmed" && stored.state.eventSlot === active

@@ -22,6 +22,8 @@ export type ResumeAction =
     | "reverted"
     /** The stub refused the pending image at boot. */
     | "pending-refused"
+    /** A signed rescue (boot/rescue.ts) rewrote slot a while the update was in flight. */
+    | "rescued"
     /** The download's slot is the running one (a fallback happened): drop the download. */
     | "abandon"
     /** Go on downloading where the progress log says. */
@@ -32,6 +34,9 @@ export function resumeAction(state: OtaState, boot: BootState, measured: Measure
     if (state.phase === "installing") {
         if (measured.trial && runsIt) return "trial"
         if (!measured.trial && boot.seq === state.bootSeq) return "reinstall"
+        // Before the version match: a rescue image may carry the update's slot and version,
+        // but nothing confirmed it, so the update is not reported as confirmed.
+        if (boot.event === "rescued") return "rescued"
         if (!measured.trial && runsIt) return "confirmed"
         return boot.event === "pending-refused" ? "pending-refused" : "reverted"
     }

@@ -120,7 +120,11 @@ export class UpdateAgent {
             await this.resumeDownload()
         } else if (action === "confirmed") {
             await this.finish("confirmed", "")
-        } else if (action === "reverted" || action === "pending-refused") {
+        } else if (
+            action === "reverted" ||
+            action === "pending-refused" ||
+            action === "rescued"
+        ) {
             await this.finish("reverted", action)
         } else if (action === "abandon") {
             await this.finish("refused", "slot")

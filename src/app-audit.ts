@@ -42,7 +42,10 @@ export function bootEntry(measured: MeasuredBoot): AuditEntry {
         if (measured.eventSlot !== null) detail = detail + " event-slot=" + measured.eventSlot
     }
     // The boot did not run the image it was meant to: a refused pending update, a trial
-    // that never confirmed, or an active slot that no longer verifies.
+    // that never confirmed, or an active slot that no longer verifies. A rescued boot
+    // (event=rescued event-slot=a: a signed rescue image brought a board in recovery back)
+    // is info like a confirmed one: the device boots again, nothing failed in this boot,
+    // and the record repeats on every boot until the next boot-state write.
     const failed = measured.event === "reverted" || measured.event === "fallback" ||
         measured.event === "pending-refused"
     const outcome = failed ? "failure" : "info"

@@ -33,14 +33,19 @@ export function measuredBoot(version: string, securityCounter: number, digest = 
     }
 }
 
-/** A new board with `profile`, provisioned from the fleet CA in `caDir`. */
+/**
+ * A new board with `profile`, provisioned from the fleet CA in `caDir`; `trust` are the
+ * anchor digests burnt into its OTP key slots (none by default: the app suites hand the
+ * app a measured-boot record instead of booting an image).
+ */
 export async function provisionedBoard(
     caDir: string,
     profile: unknown,
-    counter: number
+    counter: number,
+    trust: Buffer[] = []
 ): Promise<{ dir: string; id: string }> {
     const dir = join(tempDir("bulwark-app-"), "dev")
-    const created = await SimBoard.create(dir, { profile, trust: [], counter })
+    const created = await SimBoard.create(dir, { profile, trust, counter })
     created.close()
     const id = (await provision({ devDir: dir, caDir, iterations: 1000 })).deviceId
     return { dir, id }

@@ -2,8 +2,9 @@
  * The signed rescue path of a board in recovery (boot/rescue.ts, docs/boot.md "Recovery"):
  * refused unless the board is in recovery and the button is held, the image verified in RAM
  * with the stub's own checks before flash is touched, written, read back and made active;
- * power-safe at every flash operation; and `bulwark sim rescue` on a locked board
- * (GP-TM-04, GP-TM-06, GP-TM-16, GP-TM-33).
+ * power-safe at every flash operation; the "rescued" event it leaves for the next boot's
+ * measured-boot record, on which the stub decides exactly as on "none"; and
+ * `bulwark sim rescue` on a locked board (GP-TM-04, GP-TM-06, GP-TM-16, GP-TM-33, GP-TM-55).
  */
 
 import { mkdtempSync, writeFileSync } from "node:fs"
@@ -15,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { readU16 } from "../../boot/bytes"
 import { ENTRY_SIGNATURE, HEADER_SIZE } from "../../boot/image-format"
 import { RescueBoard, RescueError, rescue } from "../../boot/rescue"
-import { readBootState, writeBootState } from "../../boot/state"
+import { BootEvent, BootState, SlotName, readBootState, writeBootState } from "../../boot/state"
 import { checkRecovery, confirmRunningImage, currentBootState, markPending } from "../../boot/stub"
 import { FlashPartition, PARTITION_BOOT_STATE } from "../../hal/flash"
 import { SimBoard } from "../../sim/board"
@@ -110,6 +111,17 @@ async function expectRefusedUnchanged(board: SimBoard, image: Buffer, check: str
     expect(result).toBe(check)
     expect(await snapshot(board)).toBe(before)
     expect((await boot(board)).recovery).toBe(true)
+}
+
+/** Writes a boot state (the next record of the board's boot-state partition). */
+async function setBootState(board: SimBoard, state: Omit<BootState, "seq">): Promise<void> {
+    const part = board.flash.partition(PARTITION_BOOT_STATE)
+    const stored = await readBootState(board.crypto, part)
+    await writeBootState(board.crypto, part, stored, { seq: 0, ...state })
+}
+
+function bootStateBytes(board: SimBoard): string {
+    return board.flash.peek(PARTITION_BOOT_STATE, 0, 8192).toString("hex")
 }
 
 function unsigned(image: Buffer): Buffer {
@@ -331,6 +343,108 @@ describe("rescue refusals (nothing stored changes)", () => {
     })
 })
 
+describe("the rescued event", () => {
+    it("GP-TM-55: the boot after a rescue reports event rescued for slot a, and so does every later boot until a boot-state write; the stub writes nothing for it", async () => {
+        const board = await brokenBoard({ lock: true })
+        expect(await attempt(board, rescueImage)).toBe("rescued")
+
+        const first = await boot(await board.powerCycle())
+        const stateAfterFirst = bootStateBytes(board)
+        const again = await board.powerCycle()
+        const second = await boot(again)
+
+        for (const decision of [first, second]) {
+            expect(decision.booted).toBe("a")
+            expect(decision.measured).toMatchObject({ version: "3.0.0", trial: false })
+            expect(decision.measured).toMatchObject({ event: "rescued", eventSlot: "a" })
+        }
+        expect(bootStateBytes(again)).toBe(stateAfterFirst)
+        expect(await currentBootState(again)).toMatchObject({
+            active: "a",
+            pending: null,
+            event: "rescued",
+            eventSlot: "a",
+        })
+        // The rescue image's counter (3) is above the OTP counter: only "confirmed" burns it.
+        expect(await again.otp.readCounter()).toBe(OTP_COUNTER)
+    })
+
+    it("GP-TM-18: a later boot-state write replaces the rescued event (pending, then confirm)", async () => {
+        const board = await brokenBoard()
+        await attempt(board, rescueImage)
+        await flashSlot(board, "b", await signedImage("4.0.0", 4))
+
+        await markPending(board, "b")
+        const trial = await boot(board)
+        await confirmRunningImage(board, trial.measured!)
+        const confirmed = await boot(board)
+
+        expect(trial.measured).toMatchObject({ slot: "b", trial: true, event: "none", eventSlot: null })
+        expect(confirmed.measured).toMatchObject({ slot: "b", event: "confirmed", eventSlot: "b" })
+        expect(await board.otp.readCounter()).toBe(4)
+    })
+
+    it("GP-TM-16: the stub decides on a rescued event exactly as on none (slots, trial, revert, fallback, OTP counter)", async () => {
+        const bad = tampered(v2, HEADER_SIZE + 10)
+        const v3 = await signedImage("3.0.0", 3)
+        const layouts: {
+            name: string
+            a: Buffer
+            b: Buffer | null
+            active: SlotName
+            pending: SlotName | null
+            attempts: number
+        }[] = [
+            { name: "a above the OTP counter", a: v3, b: null, active: "a", pending: null, attempts: 0 },
+            { name: "b pending, valid", a: v3, b: v2, active: "a", pending: "b", attempts: 0 },
+            { name: "b pending, refused", a: v3, b: v1, active: "a", pending: "b", attempts: 0 },
+            { name: "b pending, attempts used", a: v3, b: v2, active: "a", pending: "b", attempts: 3 },
+            { name: "active b empty, fallback to a", a: v3, b: null, active: "b", pending: null, attempts: 0 },
+            { name: "active a tampered, fallback to b", a: bad, b: v2, active: "a", pending: null, attempts: 0 },
+        ]
+        for (const l of layouts) {
+            const outcomes = []
+            for (const [event, eventSlot] of [["none", null], ["rescued", "a"]] as [BootEvent, SlotName | null][]) {
+                const board = await newBoard({ counter: OTP_COUNTER })
+                await flashSlot(board, "a", l.a)
+                if (l.b) await flashSlot(board, "b", l.b)
+                await setBootState(board, {
+                    active: l.active,
+                    pending: l.pending,
+                    attempts: l.attempts,
+                    event: event,
+                    eventSlot: eventSlot,
+                })
+
+                const seqBefore = (await currentBootState(board)).seq
+                const decision = await boot(board)
+                const state = await currentBootState(board)
+                // No boot-state write: the stored event stays and is what the boot reports.
+                const unchanged = state.seq === seqBefore
+                if (unchanged) expect(decision.measured?.event, l.name).toBe(event)
+
+                outcomes.push({
+                    booted: decision.booted,
+                    version: decision.version,
+                    trial: decision.trial,
+                    attempt: decision.measured?.attempt,
+                    refused: decision.refused.map((r) => r.slot + ":" + r.check),
+                    wrote: !unchanged,
+                    event: unchanged ? "(stored)" : decision.measured?.event,
+                    eventSlot: unchanged ? "(stored)" : decision.measured?.eventSlot,
+                    state: {
+                        ...state,
+                        event: unchanged ? "(stored)" : state.event,
+                        eventSlot: unchanged ? "(stored)" : state.eventSlot,
+                    },
+                    counter: await board.otp.readCounter(),
+                })
+            }
+            expect(outcomes[1], l.name).toEqual(outcomes[0])
+        }
+    })
+})
+
 describe("GP-TM-16: power cuts during a rescue", () => {
     /** Boot states the broken board may hold when it is rescued. */
     const states: { name: string; arrange: (board: SimBoard) => Promise<void> }[] = [
@@ -353,10 +467,22 @@ describe("GP-TM-16: power cuts during a rescue", () => {
         { name: "b pending", arrange: async (b) => markPending(b, "b") },
     ]
 
+    /**
+     * The event a boot of the rescue image reports when the rescue's final boot-state record
+     * did not land: what the stub makes of the state before it (slot a now verifies).
+     */
+    const eventWithoutRecord: Record<string, [BootEvent, SlotName | null]> = {
+        "factory state": ["none", null],
+        "slot a confirmed last": ["none", null],
+        "b pending": ["pending-refused", "b"],
+    }
+
     it("GP-TM-16: a power cut at every flash operation of a rescue (torn writes: none, prefix, garbage) leaves the board in recovery or booting the rescue image, never anything else", async () => {
         let cuts = 0
         let rescued = 0
         let recovering = 0
+        let withEvent = 0
+        let withoutRecord = 0
         for (const state of states) {
             for (let after = 0; ; after++) {
                 let cutThisOp = false
@@ -377,12 +503,23 @@ describe("GP-TM-16: power cuts during a rescue", () => {
                         if (decision.recovery) {
                             recovering++
                             expect(await attempt(result.board, rescueImage), where).toBe("rescued")
-                            expect((await boot(result.board)).version, where).toBe("3.0.0")
+                            const next = await boot(result.board)
+                            expect(next.version, where).toBe("3.0.0")
+                            expect(next.measured?.event, where).toBe("rescued")
                         } else {
                             rescued++
                             expect(decision.booted, where).toBe("a")
                             expect(decision.version, where).toBe("3.0.0")
                             expect(await result.board.otp.readCounter(), where).toBe(OTP_COUNTER)
+                            // The final record landed (event rescued), or the cut came after
+                            // slot a verified and before it: the previous state's event then.
+                            const event = [decision.measured?.event, decision.measured?.eventSlot]
+                            if (!result.cut) expect(event, where).toEqual(["rescued", "a"])
+                            if (event[0] === "rescued") withEvent++
+                            else {
+                                withoutRecord++
+                                expect(event, where).toEqual(eventWithoutRecord[state.name])
+                            }
                         }
                     }
                 }
@@ -392,6 +529,8 @@ describe("GP-TM-16: power cuts during a rescue", () => {
         expect(cuts).toBeGreaterThan(30)
         expect(rescued).toBeGreaterThan(0)
         expect(recovering).toBeGreaterThan(0)
+        expect(withEvent).toBeGreaterThan(0)
+        expect(withoutRecord).toBeGreaterThan(0)
     })
 })
 

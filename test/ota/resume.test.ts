@@ -59,6 +59,21 @@ describe("what the agent does after a boot", () => {
         )
     })
 
+    it("GP-TM-16: an install that a signed rescue ended is reported as rescued, never as confirmed", () => {
+        const rescuedBoot = boot(9, "rescued")
+        const slotA = { ...state("installing"), slot: "a" as const }
+
+        expect(resumeAction(state("installing"), rescuedBoot, measured("a", "3.0.0", false))).toBe(
+            "rescued"
+        )
+        // The rescue image carries the update's slot and version: still nothing confirmed it.
+        expect(resumeAction(slotA, rescuedBoot, measured("a", "2.0.0", false))).toBe("rescued")
+        // A rescue before the install was recorded: the pending mark is still missing.
+        expect(resumeAction(state("installing", 9), rescuedBoot, measured("a", "3.0.0", false))).toBe(
+            "reinstall"
+        )
+    })
+
     it("resumes a download, and drops one whose slot now runs", () => {
         expect(resumeAction(state("downloading"), boot(1), measured("a", "1.0.0", false))).toBe(
             "resume"

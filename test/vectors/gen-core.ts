@@ -71,6 +71,7 @@ function bootStateSet(): Case[] {
         { seq: 7, active: "a", pending: "b", attempts: 2, event: "none", eventSlot: null },
         { seq: 4294967295, active: "b", pending: null, attempts: 0, event: "reverted", eventSlot: "a" },
         { seq: 2147483648, active: "b", pending: null, attempts: 0, event: "confirmed", eventSlot: "b" },
+        { seq: 12, active: "a", pending: null, attempts: 0, event: "rescued", eventSlot: "a" },
     ]
     for (const s of states) {
         const args = [{ $crypto: true }, s]
@@ -83,6 +84,7 @@ function bootStateSet(): Case[] {
             stateModule.decodeBootState, [crypto, bytes]))
     decodeCase("decode a valid record with a pending trial", good)
     decodeCase("decode a record with seq 2^32-1 (no signed read)", stateModule.encodeBootState(crypto, states[2]))
+    decodeCase("decode a record with event rescued (byte 5) for slot a", stateModule.encodeBootState(crypto, states[4]))
     decodeCase("an erased copy is ignored", Buffer.alloc(48, 0xff))
     const torn = Buffer.from(good)
     torn.fill(0xff, 20)
@@ -98,6 +100,7 @@ function bootStateSet(): Case[] {
     }
     decodeCase("pending equal to active is refused even with a good checksum", forge((b) => (b[6] = b[5])))
     decodeCase("an unknown event is refused even with a good checksum", forge((b) => (b[12] = 9)))
+    decodeCase("the event byte after the last event (6) is refused", forge((b) => (b[12] = 6)))
     decodeCase("a slot byte of 2 is refused", forge((b) => (b[5] = 2)))
     decodeCase("non-zero reserved bytes are refused", forge((b) => (b[15] = 1)))
     decodeCase("attempts without a pending slot are refused", forge((b) => {
