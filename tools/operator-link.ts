@@ -11,7 +11,7 @@ import { isIP } from "node:net"
 import { join } from "node:path"
 
 import { isSafeName } from "../boot/profile"
-import { MqttSession } from "../hal/mqtt"
+import { MqttMessage, MqttSession } from "../hal/mqtt"
 import { SimMqttTransport } from "../sim/mqtt"
 import { UsageError } from "./args"
 import { OPERATOR_PREFIX } from "./ca"
@@ -98,4 +98,28 @@ export async function connectOperator(link: OperatorLink): Promise<MqttSession> 
         connectTimeoutMs: 10000,
         maxPayload: link.maxPayload ?? 65536,
     })
+}
+
+/**
+ * Reads an operator session's messages against the caller's deadline: `next(waitMs)` gives
+ * the next message, null once the broker has closed the session, or "timeout" after at most
+ * `waitMs`, leaving the message it waited for to the next call.
+ */
+export class SessionReader {
+    private pending: Promise<MqttMessage | null>
+
+    constructor(private readonly session: MqttSession) {
+        this.pending = session.receive()
+    }
+
+    async next(waitMs: number): Promise<MqttMessage | null | "timeout"> {
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<"timeout">((resolve) => {
+            timer = setTimeout(() => resolve("timeout"), waitMs)
+        })
+        const message = await Promise.race([this.pending, timeout])
+        clearTimeout(timer)
+        if (message !== "timeout" && message !== null) this.pending = this.session.receive()
+        return message
+    }
 }

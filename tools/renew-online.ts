@@ -11,7 +11,7 @@
 import { X509Certificate, createPrivateKey, randomBytes } from "node:crypto"
 import { p256 } from "@noble/curves/nist.js"
 
-import { MqttMessage, MqttSession } from "../hal/mqtt"
+import { MqttSession } from "../hal/mqtt"
 import {
     KIND_CERTIFICATE,
     KIND_KEY_REQUEST,
@@ -22,7 +22,7 @@ import {
 import { SimCrypto } from "../sim/crypto"
 import { RefusedError, UsageError } from "./args"
 import { FleetCa, Validity, loadCa } from "./ca"
-import { OperatorCredentials, connectOperator } from "./operator-link"
+import { OperatorCredentials, SessionReader, connectOperator } from "./operator-link"
 import { Registry, readRegistry, renewRegistered, updateRegistry } from "./provision"
 
 const DAY_MS = 24 * 3600 * 1000
@@ -171,19 +171,13 @@ async function follow(
     expires: number
 ): Promise<void> {
     const deadline = Date.now() + options.timeoutMs
-    let next: Promise<MqttMessage | null> = session.receive()
+    const reader = new SessionReader(session)
     while ([...targets.values()].some((t) => !t.final)) {
         const left = deadline - Date.now()
         if (left <= 0) break
-        let timer: NodeJS.Timeout | undefined
-        const timeout = new Promise<"timeout">((resolve) => {
-            timer = setTimeout(() => resolve("timeout"), Math.min(left, 1000))
-        })
-        const message = await Promise.race([next, timeout])
-        clearTimeout(timer)
+        const message = await reader.next(Math.min(left, 1000))
         if (message === "timeout") continue
         if (message === null) throw new RefusedError("the broker closed the operator session")
-        next = session.receive()
         const id = deviceOf(message.topic)
         const t = id === null ? undefined : targets.get(id)
         const status = statusOf(message.payload)

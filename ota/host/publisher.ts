@@ -23,7 +23,7 @@ import { compareVersions } from "../../boot/image"
 import { MAX_TARGETS, Offer } from "../offer"
 import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { ReleasePrivateKey } from "../../tools/keyfile"
-import { connectOperator, OperatorCredentials } from "../../tools/operator-link"
+import { connectOperator, OperatorCredentials, SessionReader } from "../../tools/operator-link"
 import { chunkHashes, offerForImage, signOffer } from "./offer-sign"
 import { CheckError } from "../../hal/errors"
 
@@ -176,19 +176,13 @@ async function follow(
     version: string
 ): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 300000)
-    let next: Promise<MqttMessage | null> = session.receive()
+    const reader = new SessionReader(session)
     while ([...targets.values()].some((t) => !t.final)) {
         const left = deadline - Date.now()
         if (left <= 0) break
-        let timer: NodeJS.Timeout | undefined
-        const timeout = new Promise<"timeout">((resolve) => {
-            timer = setTimeout(() => resolve("timeout"), Math.min(left, 1000))
-        })
-        const message = await Promise.race([next, timeout])
-        clearTimeout(timer)
+        const message = await reader.next(Math.min(left, 1000))
         if (message === "timeout") continue
         if (message === null) throw new PublishError("broker", "the broker closed the session")
-        next = session.receive()
         const id = deviceOf(message.topic)
         const t = id === null ? undefined : targets.get(id)
         if (id === null || t === undefined) continue

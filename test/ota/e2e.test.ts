@@ -23,7 +23,7 @@ import { issueOperatorCertificate } from "../../tools/ca"
 import { readOperator } from "../../tools/commands/ota"
 import { provision } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
-import { BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
+import { BROKER_TRANSPORT, BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
 import { Fleet, makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 import { auditRecords } from "../app/harness"
 
@@ -39,15 +39,7 @@ const PROFILE = testProfileJson({
     slotSize: 262144,
     profile: {
         update: BROKER_UPDATE,
-        transport: {
-            brokerHost: "localhost",
-            brokerPort: 8883,
-            keepAliveSec: 30,
-            maxPayload: 16384,
-            queueLimit: 100,
-            backoffMinMs: 100,
-            backoffMaxMs: 1000,
-        },
+        transport: BROKER_TRANSPORT,
     },
 })
 

@@ -56,6 +56,17 @@ export const BROKER_UPDATE = {
     confirmTimeoutMs: 1500,
 }
 
+/** The transport section of the broker suites' profile: quick reconnects on loopback. */
+export const BROKER_TRANSPORT = {
+    brokerHost: "localhost",
+    brokerPort: 8883,
+    keepAliveSec: 30,
+    maxPayload: 16384,
+    queueLimit: 100,
+    backoffMinMs: 100,
+    backoffMaxMs: 1000,
+}
+
 export interface ImageSpec {
     version: string
     counter: number

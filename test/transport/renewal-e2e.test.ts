@@ -27,7 +27,7 @@ import { provision, readRegistry, Registry, REGISTRY_FILE } from "../../tools/pr
 import { signRenewal } from "../../tools/renew-online"
 import { auditRecords } from "../app/harness"
 import { runCli } from "../helpers/cli"
-import { BROKER_UPDATE, keyA, makeImage } from "../ota/helpers"
+import { BROKER_TRANSPORT, BROKER_UPDATE, keyA, makeImage } from "../ota/helpers"
 import { Fleet, makeFleet, removeTempDirs, tempDir } from "./fixtures"
 
 let work: string
@@ -50,15 +50,7 @@ function profile(operatorKeys: string[]) {
         slotSize: 262144,
         profile: {
             update: BROKER_UPDATE,
-            transport: {
-                brokerHost: "localhost",
-                brokerPort: 8883,
-                keepAliveSec: 30,
-                maxPayload: 16384,
-                queueLimit: 100,
-                backoffMinMs: 100,
-                backoffMaxMs: 1000,
-            },
+            transport: BROKER_TRANSPORT,
             security: { overrides: [], operatorKeys },
         },
     })
