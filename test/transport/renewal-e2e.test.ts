@@ -7,28 +7,36 @@
  * command exits 0, 1 or 2. GP-TM-21, GP-TM-35, GP-TM-49, GP-TM-55.
  */
 
-import { createPublicKey, generateKeyPairSync, X509Certificate } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { generateKeyPairSync, X509Certificate } from "node:crypto"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
-import { PARTITION_IDENTITY, readIdentity } from "../../src/identity"
 import { KIND_CERTIFICATE } from "../../src/renewal"
 import { RunningBroker, startBroker } from "../../sim/broker"
-import { SimBoard } from "../../sim/board"
-import { DeviceHandle, startDevice } from "../../sim/runner"
-import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
-import { buildAppBundle } from "../../tools/app-build"
+import { DeviceHandle } from "../../sim/runner"
+import { cleanupTestBoards } from "../../sim/testing"
 import { issueDeviceCertificate, issueOperatorCertificate } from "../../tools/ca"
 import { connectOperator, OperatorCredentials, readOperator } from "../../tools/operator-link"
-import { provision, readRegistry, Registry, REGISTRY_FILE } from "../../tools/provision"
+import { readRegistry, Registry, REGISTRY_FILE } from "../../tools/provision"
 import { signRenewal } from "../../tools/renew-online"
 import { auditRecords } from "../app/harness"
 import { runCli } from "../helpers/cli"
-import { BROKER_TRANSPORT, BROKER_UPDATE, keyA, makeImage } from "../ota/helpers"
 import { Fleet, makeFleet, removeTempDirs, tempDir } from "./fixtures"
+import {
+    bare,
+    identityBytes,
+    onBoard,
+    rawPublic,
+    renewalApp,
+    renewalDevice,
+    runConnected,
+    serialOf,
+    stopDevice,
+    storedIdentity,
+} from "./renewal-fixtures"
 
 let work: string
 let fleet: Fleet
@@ -39,26 +47,9 @@ let operator: OperatorCredentials
 let observer: OperatorCredentials
 const running: DeviceHandle[] = []
 
-function rawPublic(keyPem: string): string {
-    const jwk = createPublicKey(keyPem).export({ format: "jwk" })
-    return "04" + Buffer.from(jwk.x as string, "base64url").toString("hex") +
-        Buffer.from(jwk.y as string, "base64url").toString("hex")
-}
-
-function profile(operatorKeys: string[]) {
-    return testProfileJson({
-        slotSize: 262144,
-        profile: {
-            update: BROKER_UPDATE,
-            transport: BROKER_TRANSPORT,
-            security: { overrides: [], operatorKeys },
-        },
-    })
-}
-
 beforeAll(async () => {
     work = tempDir("bulwark-renew-e2e-")
-    app = readFileSync((await buildAppBundle(undefined, join(work, "app.js"))).path)
+    app = await renewalApp(work)
     fleet = await makeFleet("Renewal e2e fleet")
     operatorDir = join(work, "operator")
     await issueOperatorCertificate(fleet.ca, "renewer", operatorDir)
@@ -76,56 +67,16 @@ afterAll(async () => {
 })
 
 /** A provisioned device with v1 and a certificate that ends in `days` days. */
-async function newDevice(days = 10, keys = [rawPublic(operator.keyPem)]) {
-    const dir = join(tempDir("bulwark-renew-dev-"), "dev")
-    const board = await SimBoard.create(dir, { profile: profile(keys), trust: [keyA.anchor],
-        counter: 1 })
-    await board.debugFlash("slot-a", await makeImage({ version: "1.0.0", counter: 1, payload: app }))
-    board.close()
-    const result = await provision({ devDir: dir, caDir: fleet.caDir, iterations: 1000,
-        validity: { days } })
-    return { dir, id: result.deviceId, serial: result.certSerial }
+function newDevice(days = 10, keys = [rawPublic(operator.keyPem)]) {
+    return renewalDevice(fleet, app, keys, days)
 }
 
-async function run(dir: string): Promise<DeviceHandle> {
-    const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
-    running.push(device)
-    await device.waitFor((d) => d.app()?.connected === true, 20000, "connected")
-    return device
+function run(dir: string): Promise<DeviceHandle> {
+    return runConnected(dir, broker.port, running)
 }
 
-async function stop(device: DeviceHandle): Promise<void> {
-    await device.stop()
-    running.splice(running.indexOf(device), 1)
-}
-
-async function onBoard<T>(dir: string, read: (board: SimBoard) => Promise<T>): Promise<T> {
-    const board = await SimBoard.open(dir)
-    try {
-        return await read(board)
-    } finally {
-        board.close()
-    }
-}
-
-async function storedIdentity(dir: string) {
-    return onBoard(dir, (b) => readIdentity(b.crypto, b.secureElement,
-        b.flash.partition(PARTITION_IDENTITY)))
-}
-
-async function identityBytes(dir: string): Promise<Buffer> {
-    return onBoard(dir, async (b) => {
-        const p = b.flash.partition(PARTITION_IDENTITY)
-        return await p.read(0, p.size)
-    })
-}
-
-function serialOf(pem: string): string {
-    return new X509Certificate(pem).serialNumber.toLowerCase().replace(/^0+/, "")
-}
-
-function bare(serial: string): string {
-    return serial.toLowerCase().replace(/^0+/, "")
+function stop(device: DeviceHandle): Promise<void> {
+    return stopDevice(device, running)
 }
 
 function editRegistry(change: (r: Registry) => void): void {
