@@ -18,7 +18,7 @@ import { startDevice } from "../sim/runner"
 import { testProfileJson } from "../sim/testing"
 import { createCa, issueBrokerCertificate, issueOperatorCertificate, loadCa } from "../tools/ca"
 import { generateReleaseKey } from "../tools/keyfile"
-import { provision } from "../tools/provision"
+import { provision, readRegistry, registryDeviceKeys } from "../tools/provision"
 import { buildSignedImage } from "../tools/signer"
 import { buildAppBundle } from "../tools/app-build"
 
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
                 image: v2,
                 key,
                 devices: [deviceId],
+                deviceKeys: registryDeviceKeys(readRegistry(caDir), [deviceId]).keys,
                 sequence: 100 + run,
                 timeoutMs: 60000,
                 onProgress: (p) => {

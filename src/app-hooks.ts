@@ -9,6 +9,7 @@ import { Profile } from "../boot/profile"
 import { MeasuredBoot } from "../boot/stub"
 import { Board } from "../hal/board"
 import { UpdateAgent } from "../ota/agent"
+import { TOPIC_STATUS } from "../ota/agent-wire"
 import { SecurityServices } from "./admin/service"
 import { AppPublish } from "./app-routes"
 import { AuditEntry } from "./audit/record"
@@ -17,6 +18,8 @@ import { DeviceSession, SessionEvent } from "./session"
 
 export interface AppHost {
     publish(suffix: string, payload: Buffer, reliable: boolean, wait: boolean): Promise<boolean>
+    /** A status report signed for ota/status; null when it must not be sent. */
+    signStatus(status: Buffer): Promise<Buffer | null>
     onSessionEvent(e: SessionEvent): void
     recordUpdate(event: string, detail: string): Promise<void>
     serveConsole(services: SecurityServices): Promise<void>
@@ -49,12 +52,25 @@ export function dataSender(app: AppHost, session: DeviceSession): (p: Buffer) =>
     }
 }
 
-/** The agent's I/O: its protocol messages wait briefly for a publish token. */
-export function sessionIo(publish: AppPublish) {
+/**
+ * The agent's I/O: its protocol messages wait briefly for a publish token; its status
+ * reports (ota/status) go out signed by `sign` (docs/update-format.md, GP-TM-41), and one
+ * it cannot sign is not sent.
+ */
+export function sessionIo(publish: AppPublish, sign: (status: Buffer) => Promise<Buffer | null>) {
     return {
         publish: async function (suffix: string, payload: Buffer, reliable: boolean) {
-            await publish(suffix, payload, reliable)
+            let out: Buffer | null = payload
+            if (suffix === TOPIC_STATUS) out = await sign(payload)
+            if (out !== null) await publish(suffix, out, reliable)
         },
+    }
+}
+
+/** The app's signer of status reports, bound without an arrow function using `this`. */
+export function statusSigner(app: AppHost): (status: Buffer) => Promise<Buffer | null> {
+    return async function (status: Buffer): Promise<Buffer | null> {
+        return await app.signStatus(status)
     }
 }
 
@@ -145,6 +161,6 @@ export function newAgent(
             admitOffer: admitter(limiter),
             onEvent: agentListener(app),
         },
-        sessionIo(appPublisher(app))
+        sessionIo(appPublisher(app), statusSigner(app))
     )
 }

@@ -6,9 +6,9 @@
  * and on a trial boot confirms the new image only when its health checks pass within
  * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
  * It answers attestation requests (GP-TM-56) and zeroizes its keys when tampered (GP-TM-31).
- * Its telemetry is signed by the identity key in the secure element (GP-TM-41). It takes
- * renewed certificates over the network and tries them before it drops the previous one
- * (src/app-renewal.ts; GP-TM-35).
+ * Its telemetry and its update status reports are signed by the identity key in the secure
+ * element (GP-TM-41). It takes renewed certificates over the network and tries them before
+ * it drops the previous one (src/app-renewal.ts; GP-TM-35).
  */
 
 import { MeasuredBoot, confirmRunningImage } from "../boot/stub"
@@ -26,7 +26,7 @@ import { appPublisher, consoleTask, dataSender, newAgent, newSession } from "./a
 import { auditQueue, ownerProbe, sessionTask } from "./app-hooks"
 import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from "./app-privacy"
 import { PURGE_PERIOD_MS } from "./app-privacy"
-import { healthBody, telemetryPayload } from "./app-telemetry"
+import { healthBody, statusPayload, telemetryPayload } from "./app-telemetry"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
 import { certDecoder, certHandler, newRenewalTrial, noteRenewalEvent } from "./app-renewal"
 import { renewalContext, settleRenewal } from "./app-renewal"
@@ -243,6 +243,16 @@ export class BulwarkApp {
         }
         await session.publish(suffix, payload, reliable)
         return true
+    }
+
+    /**
+     * An update status report in its signed envelope (OTA_STATUS_LABEL), from the signer of
+     * telemetry and so in the same (boot, seq) order; null when the element cannot sign it
+     * (the report is then not sent; GP-TM-41).
+     */
+    async signStatus(status: Buffer): Promise<Buffer | null> {
+        const maxPayload = this.ctx.profile.transport.maxPayload
+        return await statusPayload(this.signer, status, maxPayload, this.ctx.log)
     }
 
     /** Reports an agent event to the audit log (event "update"), if the board keeps one. */

@@ -4,6 +4,10 @@
  * the offline verifier of the backend. Messages are ordered by (boot number, sequence): the
  * boot number comes once per boot from a secure-element monotonic counter. Every length is
  * checked before use; a bad envelope is a TelemetryError naming the check.
+ *
+ * The same envelope carries the update agent's status reports on bulwark/<id>/ota/status
+ * (docs/update-format.md): only the label the signature covers differs (ENVELOPE_LABELS),
+ * so a message signed for one kind never verifies as the other.
  */
 
 import { concatBytes, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
@@ -17,6 +21,10 @@ export const TELEMETRY_MAGIC = "BWTM"
 export const TELEMETRY_VERSION = 1
 /** Prefix of the message the signature covers, so no other signature of the key fits. */
 export const TELEMETRY_LABEL = "bulwark-telemetry-v1"
+/** The label of an update status report in the same envelope (bulwark/<id>/ota/status). */
+export const OTA_STATUS_LABEL = "bulwark-ota-status-v1"
+/** Every label an envelope is signed under; none is a prefix of another. */
+export const ENVELOPE_LABELS = [TELEMETRY_LABEL, OTA_STATUS_LABEL]
 export const TELEMETRY_PUBLIC_KEY_LENGTH = 65
 export const TELEMETRY_SIGNATURE_LENGTH = 64
 /** The largest body an envelope carries; the health body is about 100 bytes. */
@@ -86,9 +94,18 @@ export function encodeTelemetryBody(m: TelemetryMessage): Buffer {
     return concatBytes([head, id, u32Of(m.boot), u32Of(m.seq), u32Of(m.time), bodyLength, m.body])
 }
 
-/** The message the signature covers: the label, then every byte before the signature. */
-export function telemetryMessage(signed: Buffer): Buffer {
-    return concatBytes([Buffer.from(TELEMETRY_LABEL), signed])
+function labelOf(label: string | undefined): string {
+    if (label === undefined) return TELEMETRY_LABEL
+    if (ENVELOPE_LABELS.indexOf(label) < 0) throw fail("format", "envelope label")
+    return label
+}
+
+/**
+ * The message the signature covers: the label of the kind (telemetry when absent; one of
+ * ENVELOPE_LABELS), then every byte before the signature.
+ */
+export function telemetryMessage(signed: Buffer, label?: string): Buffer {
+    return concatBytes([Buffer.from(labelOf(label)), signed])
 }
 
 /**
@@ -138,14 +155,17 @@ export function decodeTelemetry(bytes: Buffer): {
 }
 
 /**
- * Signs device telemetry with the identity key (device side). The boot number is taken
+ * Signs device telemetry and status reports with the identity key (device side), one
+ * (boot, seq) order for both kinds. The boot number is taken
  * from the secure element's telemetry counter at the first message of a boot, not at each
  * one (the counter lives in the element's own non-volatile memory, which wears); should
- * the sequence ever run out, the next message takes a new boot number.
+ * the sequence ever run out, the next message takes a new boot number. Signings run one at
+ * a time (the session's fiber and the main loop both sign), so numbers follow signing order.
  */
 export class TelemetrySigner {
     private boot = 0
     private seq = 0
+    private busy = false
 
     constructor(
         private readonly secureElement: SecureElement,
@@ -160,12 +180,24 @@ export class TelemetrySigner {
     }
 
     /**
-     * The signed envelope of `body`. TelemetryError "counter" when the element gives no
-     * boot number, "identity" when its identity key cannot sign, "format" for a body
-     * over TELEMETRY_MAX_BODY. A power cut propagates.
+     * The signed envelope of `body` under `label` (telemetry when absent). TelemetryError
+     * "counter" when the element gives no boot number, "identity" when its identity key
+     * cannot sign, "format" for a body over TELEMETRY_MAX_BODY or an unknown label. A power
+     * cut propagates.
      */
-    async sign(body: Buffer): Promise<Buffer> {
+    async sign(body: Buffer, label?: string): Promise<Buffer> {
+        const kind = labelOf(label)
         if (body.length > TELEMETRY_MAX_BODY) throw fail("format", "body length")
+        while (this.busy) await this.clock.sleep(1)
+        this.busy = true
+        try {
+            return await this.signNow(body, kind)
+        } finally {
+            this.busy = false
+        }
+    }
+
+    private async signNow(body: Buffer, label: string): Promise<Buffer> {
         if (this.boot === 0 || this.seq >= MAX_U32) {
             try {
                 this.boot = await this.secureElement.incrementCounter(SE_COUNTER_TELEMETRY)
@@ -183,7 +215,7 @@ export class TelemetrySigner {
         const signed = encodeTelemetryBody({
             deviceId: this.deviceId, boot: this.boot, seq: this.seq, time: time, body: body,
         })
-        const digest = this.crypto.sha256([telemetryMessage(signed)])
+        const digest = this.crypto.sha256([telemetryMessage(signed, label)])
         let signature: Buffer
         try {
             signature = await this.secureElement.signDigest(SE_SLOT_IDENTITY, digest)
@@ -215,6 +247,8 @@ export interface TelemetryExpectation {
     deviceId: string | null
     /** The last (boot, seq) accepted from this device: only a later one passes. */
     after: TelemetryPosition | null
+    /** The kind the message must have been signed as (ENVELOPE_LABELS); absent: telemetry. */
+    label?: string
 }
 
 /**
@@ -236,7 +270,8 @@ export function checkTelemetryOrder(
 
 /**
  * Verifies an envelope offline (backend side): parses it ("format"), checks the signature
- * by the device key ("signature"), the device id when one is expected ("device"), and that
+ * by the device key under the expected label ("signature"; a status report does not pass
+ * as telemetry, nor the reverse), the device id when one is expected ("device"), and that
  * (boot, seq) is strictly after `expect.after` ("replayed" when equal, "order" when older).
  * Throws TelemetryError naming the first failed check; returns the message when genuine.
  */
@@ -248,9 +283,10 @@ export async function verifyTelemetry(
 ): Promise<TelemetryMessage> {
     if (devicePub.length !== TELEMETRY_PUBLIC_KEY_LENGTH || devicePub[0] !== 4)
         throw fail("format", "device public key")
+    const label = labelOf(expect.label)
     const parsed = decodeTelemetry(bytes)
     const m = parsed.message
-    if (!(await check(devicePub, telemetryMessage(parsed.signed), parsed.signature)))
+    if (!(await check(devicePub, telemetryMessage(parsed.signed, label), parsed.signature)))
         throw fail("signature", "not signed by this device key")
     if (expect.deviceId !== null && m.deviceId !== expect.deviceId)
         throw fail("device", "another device's telemetry")

@@ -17,7 +17,7 @@ import { DeviceHandle, startDevice } from "../sim/runner"
 import { buildAppBundle } from "./app-build"
 import { createCa, issueBrokerCertificate, issueOperatorCertificate, loadCa } from "./ca"
 import { generateReleaseKey, ReleasePrivateKey, writeReleaseKeyFiles } from "./keyfile"
-import { provision } from "./provision"
+import { provision, readRegistry, registryDeviceKeys } from "./provision"
 import { buildSignedImage } from "./signer"
 
 export interface DemoOptions {
@@ -235,6 +235,8 @@ export async function runDemo(options: DemoOptions, stopSignal: Promise<void>): 
                 image,
                 key,
                 devices: ids,
+                // Statuses count only when signed by each device's registered key (GP-TM-41).
+                deviceKeys: registryDeviceKeys(readRegistry(caDir), ids).keys,
                 sequence,
                 timeoutMs: 120000,
                 onProgress,

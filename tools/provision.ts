@@ -34,6 +34,12 @@ export interface RegistryDevice {
     id: string
     /** SHA-256 of the 65-byte public key, hex. */
     publicKeySha256: string
+    /**
+     * The 65-byte uncompressed identity public key, hex (130 digits): the key the device's
+     * signed status reports verify with (docs/update.md). Absent in registries written
+     * before it existed; a renewal (bench or online) fills it in.
+     */
+    publicKey?: string
     certSerial: string
     notAfter: string
     provisionedAt: string
@@ -249,6 +255,7 @@ async function provisionBoard(
     registry.devices.push({
         id: deviceId,
         publicKeySha256: keyDigest,
+        publicKey: publicKey.toString("hex"),
         certSerial: cert.serial,
         notAfter: cert.notAfter,
         provisionedAt: new Date().toISOString(),
@@ -265,6 +272,34 @@ async function provisionBoard(
         publicKeySha256: keyDigest,
         setupCode,
     }
+}
+
+/**
+ * The identity public keys the registry holds for `ids` (status reports verify with them;
+ * docs/update.md), and the ids it holds none for: not registered, or registered before
+ * keys were kept. A stored key whose SHA-256 is not the entry's publicKeySha256 is a
+ * UsageError: the registry is not to be trusted.
+ */
+export function registryDeviceKeys(
+    registry: Registry,
+    ids: string[]
+): { keys: Record<string, Buffer>; missing: string[] } {
+    const keys: Record<string, Buffer> = {}
+    const missing: string[] = []
+    for (const id of ids) {
+        const entry = registry.devices.find((d) => d.id === id)
+        if (!entry || entry.publicKey === undefined) {
+            missing.push(id)
+            continue
+        }
+        const key = typeof entry.publicKey === "string" && /^04[0-9a-f]{128}$/.test(entry.publicKey)
+            ? Buffer.from(entry.publicKey, "hex")
+            : null
+        if (key === null || createHash("sha256").update(key).digest("hex") !== entry.publicKeySha256)
+            throw new UsageError(`fleet registry: the public key of ${id} does not match its publicKeySha256`)
+        keys[id] = key
+    }
+    return { keys, missing }
 }
 
 export interface RenewResult {
@@ -293,6 +328,8 @@ export async function renewRegistered(
         throw new RefusedError(`device ${deviceId} is not registered with this key`)
     if (entry.revoked) throw new RefusedError(`device ${deviceId} is revoked`)
     const cert = await issueDeviceCertificate(ca, deviceId, publicKey, validity)
+    // The key matched publicKeySha256: a registry written before keys were kept learns it.
+    entry.publicKey = publicKey.toString("hex")
     entry.previousSerials.push(entry.certSerial)
     entry.certSerial = cert.serial
     entry.notAfter = cert.notAfter

@@ -13,7 +13,10 @@ export function progressLine(p: DeviceProgress): string {
     const bar = "#".repeat(filled) + ".".repeat(WIDTH - filled)
     const pct = String(Math.floor(fraction * 100)).padStart(3)
     const detail = p.check ? " (" + p.check + ")" : ""
-    return `${p.deviceId.padEnd(18)} [${bar}] ${pct}% ${p.state}${detail}`
+    const rejected = p.rejectedStatuses > 0
+        ? ` [${p.rejectedStatuses} status${p.rejectedStatuses === 1 ? "" : "es"} rejected: ${p.lastRejected}]`
+        : ""
+    return `${p.deviceId.padEnd(18)} [${bar}] ${pct}% ${p.state}${detail}${rejected}`
 }
 
 /** Draws bars for `devices` on `out`; `update` takes each progress report. */
@@ -36,6 +39,9 @@ export class ProgressBars {
                 served: 0,
                 running: null,
                 check: null,
+                rejectedStatuses: 0,
+                lastRejected: null,
+                statusAuth: "signed",
             })
         if (this.out.isTTY) this.redraw()
     }
@@ -43,7 +49,7 @@ export class ProgressBars {
     update(p: DeviceProgress): void {
         this.lines.set(p.deviceId, p)
         if (this.out.isTTY) return this.redraw()
-        const key = p.state + (p.check ?? "")
+        const key = p.state + (p.check ?? "") + "/" + p.rejectedStatuses
         if (this.lastState.get(p.deviceId) === key) return
         this.lastState.set(p.deviceId, key)
         this.out.write(progressLine(p) + "\n")

@@ -5,12 +5,14 @@
  * single-chunk requests of older devices), follows their reports
  * on .../ota/status, and ends when every device has confirmed the new version, refused it,
  * rolled it back, or the time is up. Used by `bulwark ota publish` and the demo.
+ * A status counts only when signed by the device's identity key as a status report, for
+ * that device, in (boot, seq) order (ota/host/status-auth.ts; GP-TM-41): any other is
+ * ignored, counted in `rejectedStatuses` and logged.
  */
 
 import {
     decodeRangeRequest,
     decodeRequest,
-    decodeStatus,
     decodeTableRequest,
     encodeChunk,
     encodeTable,
@@ -26,6 +28,8 @@ import { ReleasePrivateKey } from "../../tools/keyfile"
 import { connectOperator, OperatorCredentials, SessionReader } from "../../tools/operator-link"
 import { chunkHashes, offerForImage, signOffer } from "./offer-sign"
 import { CheckError } from "../../hal/errors"
+import { TelemetryPosition } from "../../src/telemetry"
+import { readStatus, ReadStatus, StatusAuthError } from "./status-auth"
 
 export type { OperatorCredentials }
 
@@ -40,6 +44,12 @@ export interface DeviceProgress {
     served: number
     running: string | null
     check: string | null
+    /** Statuses on its topic that did not verify (never counted as its state). */
+    rejectedStatuses: number
+    /** The check the last rejected status failed (ota/host/status-auth.ts), null when none. */
+    lastRejected: string | null
+    /** "signed": its statuses must verify; "unsigned": accepted without (explicit option). */
+    statusAuth: "signed" | "unsigned"
 }
 
 export interface DeviceResult extends DeviceProgress {
@@ -57,6 +67,18 @@ export interface PublishOptions {
     image: Buffer
     key: ReleasePrivateKey
     devices: string[]
+    /**
+     * Each device's identity public key (65 bytes, uncompressed P-256), from the fleet
+     * registry: its statuses must be signed by it. A targeted device without a key is a
+     * PublishError "keys" unless `acceptUnsignedStatus`.
+     */
+    deviceKeys?: Record<string, Buffer>
+    /**
+     * Follow targeted devices without a key on statuses nobody can verify (devices provisioned
+     * before registries kept keys, or firmware that does not sign). Default false. Devices
+     * with a key still need signed statuses.
+     */
+    acceptUnsignedStatus?: boolean
     /** Offer sequence; default: seconds since the epoch (rises between campaigns). */
     sequence?: number
     /** Seconds since the epoch after which the offer is void. */
@@ -89,6 +111,10 @@ interface Target {
     final: boolean
     ok: boolean
     lastOfferMs: number
+    /** The device's identity key; null when its statuses are accepted unsigned. */
+    publicKey: Buffer | null
+    /** (boot, seq) of its last status accepted. */
+    after: TelemetryPosition | null
 }
 
 const ROOT = "bulwark/"
@@ -116,14 +142,31 @@ async function signOffers(options: PublishOptions, base: number): Promise<Map<st
 }
 
 /**
+ * The identity key statuses of `id` must be signed with; null when the caller accepts its
+ * statuses unsigned. PublishError "keys" for a device without a usable key otherwise.
+ */
+function statusKey(options: PublishOptions, id: string): Buffer | null {
+    const key = options.deviceKeys?.[id]
+    if (key !== undefined) {
+        if (key.length !== 65 || key[0] !== 4)
+            throw new PublishError("keys", `device ${id}: the identity key is not 65-byte uncompressed P-256`)
+        return key
+    }
+    if (options.acceptUnsignedStatus === true) return null
+    throw new PublishError("keys", `device ${id}: no identity public key, so its status reports cannot be verified`)
+}
+
+/**
  * Runs one campaign and returns a result per device, in the order given. Throws
- * PublishError "devices" for an empty or duplicated list; TransportError when the broker
- * cannot be reached or refuses the operator.
+ * PublishError "devices" for an empty or duplicated list, "keys" for a device whose
+ * identity key is missing (unless acceptUnsignedStatus) or malformed, before anything is
+ * sent; TransportError when the broker cannot be reached or refuses the operator.
  */
 export async function publishUpdate(options: PublishOptions): Promise<DeviceResult[]> {
     if (options.devices.length === 0) throw new PublishError("devices", "no device to update")
     if (new Set(options.devices).size !== options.devices.length)
         throw new PublishError("devices", "a device is listed twice")
+    const keys = options.devices.map((id) => statusKey(options, id))
     const base = options.sequence ?? Math.floor(Date.now() / 1000)
     const offers = await signOffers(options, base)
     const header = await offerForImage(options.image, { sequence: base })
@@ -139,12 +182,17 @@ export async function publishUpdate(options: PublishOptions): Promise<DeviceResu
                 served: 0,
                 running: null,
                 check: null,
+                rejectedStatuses: 0,
+                lastRejected: null,
+                statusAuth: keys[i] === null ? "unsigned" : "signed",
             },
             offer: offers.get(id)!,
             sequence: base + Math.floor(i / MAX_TARGETS),
             final: false,
             ok: false,
             lastOfferMs: 0,
+            publicKey: keys[i],
+            after: null,
         })
     }
 
@@ -273,12 +321,19 @@ async function onStatus(
     message: MqttMessage,
     version: string
 ): Promise<void> {
-    let status: AgentStatus
+    let read: ReadStatus
     try {
-        status = decodeStatus(message.payload)
-    } catch {
+        read = await readStatus(message.payload, { deviceId: id, publicKey: t.publicKey, after: t.after })
+    } catch (err) {
+        if (!(err instanceof StatusAuthError)) throw err
+        t.progress.rejectedStatuses++
+        t.progress.lastRejected = err.check
+        options.log?.(id + ": status rejected (" + err.check + ")")
+        options.onProgress?.({ ...t.progress })
         return
     }
+    if (read.position !== null) t.after = read.position
+    const status: AgentStatus = read.status
     options.log?.(id + ": " + status.state + (status.check ? " (" + status.check + ")" : ""))
     if (t.final) return
     const p = t.progress

@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { SE_COUNTER_TELEMETRY } from "../../hal/secure-element"
-import { TelemetryError, TelemetryMessage, decodeTelemetry } from "../../src/telemetry"
+import { OTA_STATUS_LABEL, TelemetryError, TelemetryMessage, decodeTelemetry } from "../../src/telemetry"
 import { testProfileJson } from "../../sim/testing"
 import { readDevicePublicKey } from "../../tools/audit-verify"
 import { createCa } from "../../tools/ca"
@@ -63,6 +63,9 @@ describe("telemetry of the running app", () => {
         const r = await powerOn(device.dir, 1500)
         const counter = await r.board.secureElement.readCounter(SE_COUNTER_TELEMETRY)
         const sent = telemetry(r)
+        const statuses = r.mqtt()
+            .delivered.filter((d) => d.topic === `bulwark/${r.id}/ota/status`)
+            .map((d) => d.payload)
         await powerOff(r)
         const { key } = await exportedKey(device.dir)
 
@@ -74,7 +77,16 @@ describe("telemetry of the running app", () => {
             messages.push(m)
             last = { boot: m.boot, seq: m.seq }
         }
-        expect(messages.map((m) => m.seq)).toEqual(messages.map((_, i) => i + 1))
+        // The update agent's status reports share the signer's sequence (docs/telemetry.md,
+        // "One envelope, one label per kind"): together the two kinds count 1, 2, 3, ...
+        const statusSeqs: number[] = []
+        for (const payload of statuses) {
+            const expect_ = { deviceId: device.id, after: null, label: OTA_STATUS_LABEL }
+            statusSeqs.push((await verifyTelemetryBytes(key, payload, expect_)).seq)
+        }
+        expect(statusSeqs.length).toBeGreaterThan(0)
+        const all = [...messages.map((m) => m.seq), ...statusSeqs].sort((a, b) => a - b)
+        expect(all).toEqual(all.map((_, i) => i + 1))
         expect(new Set(messages.map((m) => m.boot))).toEqual(new Set([counter]))
         expect(messages[0].time).toBe(WALL_TIME)
         const body = JSON.parse(messages[0].body.toString())

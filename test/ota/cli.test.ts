@@ -17,7 +17,7 @@ import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
 import { issueOperatorCertificate } from "../../tools/ca"
 import { writeReleaseKeyFiles } from "../../tools/keyfile"
-import { provision } from "../../tools/provision"
+import { provision, readRegistry, writeRegistry } from "../../tools/provision"
 import { defaultServerName, parseBroker } from "../../tools/commands/ota"
 import { parseOffer } from "../../ota/offer"
 import { BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
@@ -105,8 +105,31 @@ describe("bulwark ota publish", () => {
         expect(code).toBe(0)
         expect(JSON.parse(out)).toMatchObject({
             ok: true,
-            devices: [{ deviceId: id, ok: true, state: "confirmed", running: "2.0.0" }],
+            rejectedStatuses: 0,
+            devices: [{ deviceId: id, ok: true, state: "confirmed", running: "2.0.0",
+                statusAuth: "signed", rejectedStatuses: 0 }],
         })
+    })
+
+    it("GP-TM-41: a device the registry holds no key for (an old registry) exits 2 naming it; --accept-unsigned-status follows it unverified", async () => {
+        const { dir, id } = await newDeviceDir()
+        const registry = readRegistry(caDir)
+        delete registry.devices.find((d) => d.id === id)!.publicKey
+        writeRegistry(caDir, registry)
+        const device = await startDevice(dir, { host: "127.0.0.1", port: broker.port })
+        devices.push(device)
+        await device.waitFor((d) => d.app()?.connected === true, 20000, "connected")
+        const image = join(work, "v2-keyless.img")
+        writeFileSync(image, await makeImage({ version: "2.0.0", counter: 2, payload: app }))
+
+        const refused = await runCli(publishArgs(image, [id]))
+        expect(refused.code).toBe(2)
+        expect(refused.stderr).toContain(id)
+        expect(refused.stderr).toContain("--accept-unsigned-status")
+
+        const { code, out } = await cli([...publishArgs(image, [id]), "--accept-unsigned-status"])
+        expect(code).toBe(0)
+        expect(JSON.parse(out).devices[0]).toMatchObject({ ok: true, state: "confirmed", statusAuth: "unsigned" })
     })
 
     it("GP-TM-05: exits 1 and names the check when a device refuses the update", async () => {

@@ -21,11 +21,12 @@ import { cleanupTestBoards, testProfileJson } from "../../sim/testing"
 import { buildAppBundle } from "../../tools/app-build"
 import { issueOperatorCertificate } from "../../tools/ca"
 import { readOperator } from "../../tools/commands/ota"
-import { provision } from "../../tools/provision"
+import { provision, readRegistry, registryDeviceKeys } from "../../tools/provision"
 import { publishUpdate, DeviceProgress, OperatorCredentials } from "../../ota/host/publisher"
 import { BROKER_TRANSPORT, BROKER_UPDATE, keyA, makeImage, watchTopic } from "./helpers"
 import { Fleet, makeFleet, removeTempDirs, tempDir } from "../transport/fixtures"
 import { auditRecords } from "../app/harness"
+import { readStatus } from "../../ota/host/status-auth"
 
 let broker: RunningBroker
 let fleet: Fleet
@@ -107,6 +108,7 @@ async function publish(
         image,
         key: keyA,
         devices,
+        deviceKeys: registryDeviceKeys(readRegistry(caDir), devices).keys,
         timeoutMs: 60000,
         onProgress: (p) => progress?.push(p),
     })
@@ -127,10 +129,21 @@ describe("updates through the broker", () => {
         const { id, dir, device } = await newDevice()
         const v2 = await makeImage({ version: "2.0.0", counter: 2, payload: bundles.v2 })
         const progress: DeviceProgress[] = []
+        const statuses = await watch("bulwark/" + id + "/ota/status")
 
         const [result] = await publish([id], v2, progress)
+        const seen = await statuses.stop()
 
-        expect(result).toMatchObject({ deviceId: id, ok: true, state: "confirmed", running: "2.0.0" })
+        expect(result).toMatchObject({ deviceId: id, ok: true, state: "confirmed", running: "2.0.0",
+            rejectedStatuses: 0, statusAuth: "signed" })
+        // GP-TM-41: every status the device sent is an envelope signed as a status, in order.
+        const key = registryDeviceKeys(readRegistry(caDir), [id]).keys[id]
+        let after: { boot: number; seq: number } | null = null
+        for (const m of seen) {
+            const read = await readStatus(m.payload, { deviceId: id, publicKey: key, after })
+            after = read.position
+        }
+        expect(seen.length).toBeGreaterThan(2)
         expect(progress.some((p) => p.offset === v2.length)).toBe(true)
         const boots = device.boots()
         expect(boots[0]).toMatchObject({ version: "1.0.0", trial: false, endedBy: "update" })

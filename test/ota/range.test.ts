@@ -40,6 +40,7 @@ import { issueOperatorCertificate } from "../../tools/ca"
 import { readOperator } from "../../tools/commands/ota"
 import { boot, keyA, Link, makeDevice, makeImage, newAgent, offerFor, serve, step } from "./helpers"
 import { UPDATE } from "./helpers"
+import { HostSigner, hostSigner } from "./status-signing"
 import {
     connectOptions,
     deviceCredentials,
@@ -286,8 +287,10 @@ describe("publisher: range requests", () => {
     async function fakeDevice(id: string): Promise<{
         session: MqttSession
         next: (suffix: string) => Promise<MqttMessage>
+        signer: HostSigner
     }> {
         const creds = await deviceCredentials(fleet.ca, id)
+        const signer = hostSigner(creds.keyPem, id)
         const session = await transportFor(creds).connect({
             ...connectOptions(broker.port, fleet.ca, id),
             maxPayload: 65536,
@@ -300,7 +303,7 @@ describe("publisher: range requests", () => {
             expect(m.topic).toBe("bulwark/" + id + "/" + suffix)
             return m
         }
-        return { session, next }
+        return { session, next, signer }
     }
 
     it("GP-TM-18: the publisher answers a range with exactly its chunks, no others", async () => {
@@ -315,6 +318,7 @@ describe("publisher: range requests", () => {
             image,
             key: keyA,
             devices: [id],
+            deviceKeys: { [id]: device.signer.publicKey },
             sequence: 77,
             timeoutMs: 30000,
         })
@@ -340,7 +344,10 @@ describe("publisher: range requests", () => {
         const single = await chunksOf(1)
         await device.session.publish(
             "bulwark/" + id + "/ota/status",
-            encodeStatus({ state: "refused", seq: 77, check: "test-done" }, "1.0.0"),
+            device.signer.envelope(
+                encodeStatus({ state: "refused", seq: 77, check: "test-done" }, "1.0.0"),
+                { boot: 1, seq: 1 }
+            ),
             1
         )
         const [result] = await campaign
