@@ -400,6 +400,26 @@ export async function revoke(
     })
 }
 
+/**
+ * Retires the certificates a device held before its current one (after a renewal): they go
+ * on the refusal list and into the next CRL, while the device and its current certificate
+ * stay valid. Run it once the device has confirmed the renewed certificate: a device still
+ * on trial with it falls back to the previous one if the broker refuses the new one.
+ */
+export async function revokeSuperseded(
+    caDir: string,
+    deviceId: string
+): Promise<{ ok: true; deviceId: string; serials: string[]; current: string }> {
+    return updateRegistry(caDir, async (registry) => {
+        const entry = registry.devices.find((d) => d.id === deviceId)
+        if (!entry) throw new UsageError(`device ${deviceId} is not in the fleet registry`)
+        const current = entry.certSerial.toLowerCase()
+        const serials = entry.previousSerials.filter((s) => s.toLowerCase() !== current)
+        addRevoked(registry, serials, new Date().toISOString())
+        return { ok: true as const, deviceId, serials, current: entry.certSerial }
+    })
+}
+
 export interface RevokeOperatorResult {
     ok: true
     name: string

@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { RunningBroker, startBroker } from "../../sim/broker"
 import { cleanupTestBoards } from "../../sim/testing"
 import { crlNumberOf } from "../../tools/crl"
-import { readRegistry } from "../../tools/provision"
+import { readRegistry, renew } from "../../tools/provision"
 import { CliResult, runCli } from "../helpers/cli"
 import {
+    boardCredentials,
     connectOptions,
     credentialsIn,
     Credentials,
@@ -158,6 +159,38 @@ describe("operator revocation (GP-TM-21, GP-TM-48)", () => {
 
         expect(again.code).toBe(2)
         expect(again.json.error).toMatch(/already registered/)
+        expect(registryBytes()).toEqual(before)
+    })
+})
+
+describe("retiring the certificates a renewal replaced (GP-TM-48)", () => {
+    it("GP-TM-48: ca revoke --superseded refuses a device's replaced certificates and keeps its current one",
+        async () => {
+            const device = await provisionedCredentials(fleet.caDir, "dev-renewed")
+            await renew(device.dir, fleet.caDir)
+            const renewed = await boardCredentials(device.dir)
+            expect(await probe(device)).toBe("accepted")
+
+            const retired = await cli("ca", "revoke", "--ca", fleet.caDir, "--id", device.id,
+                "--superseded")
+
+            expect(retired.code).toBe(0)
+            expect(retired.json).toMatchObject({ ok: true, deviceId: device.id,
+                serials: [device.serial] })
+            expect(await probe(device)).toBe("connack-5")
+            expect(await probe(renewed)).toBe("accepted")
+            const entry = readRegistry(fleet.caDir).devices.find((d) => d.id === device.id)!
+            expect(entry.revoked).toBe(false)
+            expect(readRegistry(fleet.caDir).revokedSerials).not.toContain(renewed.serial)
+        })
+
+    it("bad usage: --superseded for an unknown device exits 2, the registry byte for byte", async () => {
+        const before = registryBytes()
+
+        const unknown = await cli("ca", "revoke", "--ca", fleet.caDir, "--id", "dev-none",
+            "--superseded")
+
+        expect(unknown.code).toBe(2)
         expect(registryBytes()).toEqual(before)
     })
 })

@@ -109,19 +109,27 @@ export async function operatorCredentials(ca: FleetCa, name: string): Promise<Cr
  * knows it), as credentials: its certificate, and its secure-element key through the sim-only
  * TLS-engine path. Callers run cleanupTestBoards() afterwards.
  */
-export async function provisionedCredentials(caDir: string, id?: string): Promise<Credentials> {
+export async function provisionedCredentials(
+    caDir: string,
+    id?: string
+): Promise<Credentials & { dir: string }> {
     const fresh = await makeTestBoard()
     fresh.close()
-    const result = await provision({ devDir: fresh.dir, caDir, id, iterations: 1000 })
-    const board = await SimBoard.open(fresh.dir)
+    await provision({ devDir: fresh.dir, caDir, id, iterations: 1000 })
+    return { ...(await boardCredentials(fresh.dir)), dir: fresh.dir }
+}
+
+/** The credentials a (closed) provisioned sim board in `dir` holds now. */
+export async function boardCredentials(dir: string): Promise<Credentials> {
+    const board = await SimBoard.open(dir)
     try {
         const partition = board.flash.partition(PARTITION_IDENTITY)
         const identity = (await readIdentity(board.crypto, board.secureElement, partition))!
         return {
-            id: result.deviceId,
+            id: identity.deviceId,
             certPem: identity.certificatePem,
             keyPem: board.secureElement.tlsPrivateKeyPem(SE_SLOT_IDENTITY),
-            serial: result.certSerial,
+            serial: new X509Certificate(identity.certificatePem).serialNumber.toLowerCase(),
         }
     } finally {
         board.close()

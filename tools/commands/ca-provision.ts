@@ -21,7 +21,7 @@ import {
 import { registerCommands } from "../cli"
 import { noPositional, printResult } from "../command-helpers"
 import { DEFAULT_CRL_DAYS, publishCrl } from "../crl"
-import { provision, renew, revoke, revokeOperator, updateRegistry } from "../provision"
+import { provision, renew, revoke, revokeOperator, revokeSuperseded, updateRegistry } from "../provision"
 import { defaultServerName, parseBroker, parseDeviceIds, readOperator } from "../operator-link"
 import { renewOnline } from "../renew-online"
 
@@ -93,9 +93,19 @@ async function caIssueOperator(argv: string[]): Promise<number> {
 }
 
 async function caRevoke(argv: string[]): Promise<number> {
-    const args = parseArgs(argv, ["ca", "id"], ["json"])
+    const args = parseArgs(argv, ["ca", "id"], ["json", "superseded"])
     noPositional(args.positional)
-    const result = await revoke(resolve(requireFlag(args, "ca")), requireFlag(args, "id"))
+    const caDir = resolve(requireFlag(args, "ca"))
+    const id = requireFlag(args, "id")
+    if (hasFlag(args, "superseded")) {
+        const retired = await revokeSuperseded(caDir, id)
+        const text =
+            `device ${retired.deviceId}: ${retired.serials.length} superseded certificates ` +
+            `revoked, ${retired.current} stays valid; run \`bulwark ca crl\` for CRL brokers`
+        printResult(hasFlag(args, "json"), retired, text)
+        return 0
+    }
+    const result = await revoke(caDir, id)
     const text = `device ${result.deviceId} revoked (${result.serials.length} certificates)`
     printResult(hasFlag(args, "json"), result, text)
     return 0
@@ -225,8 +235,10 @@ registerCommands([
     },
     {
         words: ["ca", "revoke"],
-        usage: "ca revoke --ca DIR --id DEVICE [--json]",
-        summary: "revoke a device: the embedded broker refuses all of its certificates",
+        usage: "ca revoke --ca DIR --id DEVICE [--superseded] [--json]",
+        summary:
+            "revoke a device: the embedded broker refuses all of its certificates " +
+            "(--superseded: only those a renewal replaced)",
         run: caRevoke,
     },
     {
