@@ -8,12 +8,10 @@
  */
 
 import { randomBytes } from "node:crypto"
-import { join } from "node:path"
 
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { MqttMessage, MqttSession } from "../../hal/mqtt"
 import { DEFAULT_WINDOW } from "../../ota/agent"
 import {
     decodeChunk,
@@ -34,22 +32,12 @@ import {
     WireError,
 } from "../../ota/agent-wire"
 import { DeviceResult, OperatorCredentials, publishUpdate } from "../../ota/host/publisher"
-import { RunningBroker, startBroker } from "../../sim/broker"
+import { RunningBroker } from "../../sim/broker"
 import { cleanupTestBoards } from "../../sim/testing"
-import { issueOperatorCertificate } from "../../tools/ca"
-import { readOperator } from "../../tools/commands/ota"
 import { boot, keyA, Link, makeDevice, makeImage, newAgent, offerFor, serve, step } from "./helpers"
 import { UPDATE } from "./helpers"
-import { HostSigner, hostSigner } from "./status-signing"
-import {
-    connectOptions,
-    deviceCredentials,
-    Fleet,
-    makeFleet,
-    removeTempDirs,
-    tempDir,
-    transportFor,
-} from "../transport/fixtures"
+import { FakeDevice, fakeDevice, OperatorBroker, operatorBroker } from "./fake-device"
+import { Fleet, removeTempDirs } from "../transport/fixtures"
 
 const SAMPLE: RangeRequest = {
     sequence: 0x01020304,
@@ -268,14 +256,12 @@ describe("update agent: range requests", () => {
 let fleet: Fleet
 let broker: RunningBroker
 let operator: OperatorCredentials
+let ob: OperatorBroker
 
 describe("publisher: range requests", () => {
     beforeAll(async () => {
-        fleet = await makeFleet("OTA range fleet")
-        const dir = join(tempDir("bulwark-ota-range-"), "operator")
-        await issueOperatorCertificate(fleet.ca, "release", dir)
-        operator = readOperator(dir)
-        broker = await startBroker({ caDir: fleet.caDir, port: 0 })
+        ob = await operatorBroker("OTA range fleet")
+        ;({ fleet, broker, operator } = ob)
     })
 
     afterAll(async () => {
@@ -283,33 +269,16 @@ describe("publisher: range requests", () => {
         removeTempDirs()
     })
 
-    /** A device session (host-made key) subscribed to its OTA topics, and its next message. */
-    async function fakeDevice(id: string): Promise<{
-        session: MqttSession
-        next: (suffix: string) => Promise<MqttMessage>
-        signer: HostSigner
-    }> {
-        const creds = await deviceCredentials(fleet.ca, id)
-        const signer = hostSigner(creds.keyPem, id)
-        const session = await transportFor(creds).connect({
-            ...connectOptions(broker.port, fleet.ca, id),
-            maxPayload: 65536,
-        })
-        await session.subscribe("bulwark/" + id + "/ota/offer", 1)
-        await session.subscribe("bulwark/" + id + "/ota/chunk", 0)
-        const next = async (suffix: string): Promise<MqttMessage> => {
-            const m = await session.receive()
-            if (m === null) throw new Error("session closed")
-            expect(m.topic).toBe("bulwark/" + id + "/" + suffix)
-            return m
-        }
-        return { session, next, signer }
+    /** A device session (host-made key) subscribed to its OTA topics. */
+    function rangeDevice(id: string): Promise<FakeDevice> {
+        const topics = [{ suffix: "ota/offer", qos: 1 as const }, { suffix: "ota/chunk", qos: 0 as const }]
+        return fakeDevice(ob, id, topics, 65536)
     }
 
     it("GP-TM-18: the publisher answers a range with exactly its chunks, no others", async () => {
         const id = "dev-range"
         const image = await makeImage({ version: "2.0.0", counter: 2, payload: randomBytes(9000) })
-        const device = await fakeDevice(id)
+        const device = await rangeDevice(id)
         const campaign: Promise<DeviceResult[]> = publishUpdate({
             broker: { host: "127.0.0.1", port: broker.port },
             serverName: "localhost",

@@ -6,32 +6,28 @@
  * and counts and shows the others.
  */
 
-import { join } from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
-import { MqttMessage, MqttSession } from "../../hal/mqtt"
+import { MqttSession } from "../../hal/mqtt"
 import { encodeStatus } from "../../ota/agent-wire"
 import { DeviceProgress, OperatorCredentials, publishUpdate, PublishError } from "../../ota/host/publisher"
 import { readStatus, StatusAuthError } from "../../ota/host/status-auth"
-import { RunningBroker, startBroker } from "../../sim/broker"
+import { RunningBroker } from "../../sim/broker"
 import { cleanupTestBoards, makeTestBoard } from "../../sim/testing"
 import { healthBody, statusPayload, telemetryPayload } from "../../src/app-telemetry"
 import { decodeTelemetry, TELEMETRY_LABEL, TelemetryError, TelemetrySigner } from "../../src/telemetry"
-import { issueOperatorCertificate } from "../../tools/ca"
-import { readOperator } from "../../tools/commands/ota"
 import { verifyTelemetryBytes } from "../../tools/telemetry"
 import { keyA, makeImage } from "./helpers"
-import { hostSigner, HostSigner } from "./status-signing"
+import { hostSigner } from "./status-signing"
+import { FakeDevice, fakeDevice, OperatorBroker, operatorBroker } from "./fake-device"
 import {
     connectOptions,
     deviceCredentials,
     Fleet,
-    makeFleet,
     operatorCredentials,
     removeTempDirs,
-    tempDir,
     transportFor,
 } from "../transport/fixtures"
 
@@ -90,14 +86,12 @@ describe("status envelopes on the device", () => {
 let fleet: Fleet
 let broker: RunningBroker
 let operator: OperatorCredentials
+let ob: OperatorBroker
 
 describe("publisher: statuses that do not verify", () => {
     beforeAll(async () => {
-        fleet = await makeFleet("OTA status fleet")
-        const dir = join(tempDir("bulwark-ota-status-"), "operator")
-        await issueOperatorCertificate(fleet.ca, "release", dir)
-        operator = readOperator(dir)
-        broker = await startBroker({ caDir: fleet.caDir, port: 0 })
+        ob = await operatorBroker("OTA status fleet")
+        ;({ fleet, broker, operator } = ob)
     })
 
     afterAll(async () => {
@@ -106,16 +100,8 @@ describe("publisher: statuses that do not verify", () => {
     })
 
     /** A device session (host-made key) that waits for its offer, and its status signer. */
-    async function fakeDevice(id: string): Promise<{ session: MqttSession; signer: HostSigner; offer: () => Promise<MqttMessage> }> {
-        const creds = await deviceCredentials(fleet.ca, id)
-        const session = await transportFor(creds).connect(connectOptions(broker.port, fleet.ca, id))
-        await session.subscribe("bulwark/" + id + "/ota/offer", 1)
-        const offer = async () => {
-            const m = await session.receive()
-            if (m === null) throw new Error("session closed")
-            return m
-        }
-        return { session, signer: hostSigner(creds.keyPem, id), offer }
+    function offeredDevice(id: string): Promise<FakeDevice> {
+        return fakeDevice(ob, id, [{ suffix: "ota/offer", qos: 1 }])
     }
 
     /** Someone else on the broker: an operator session that can publish under bulwark/. */
@@ -134,8 +120,8 @@ describe("publisher: statuses that do not verify", () => {
 
     it(`GP-TM-41: a forged status claiming "confirmed" (unsigned, or signed by another device's key) is not counted; the campaign does not report the device as updated`, async () => {
         const id = "dev-forged"
-        const device = await fakeDevice(id)
-        const other = await fakeDevice("dev-other")
+        const device = await offeredDevice(id)
+        const other = await offeredDevice("dev-other")
         const image = await makeImage({ version: "2.0.0", counter: 2 })
         const progress: DeviceProgress[] = []
         const log: string[] = []
@@ -153,7 +139,7 @@ describe("publisher: statuses that do not verify", () => {
             onProgress: (p) => progress.push(p),
             log: (l) => log.push(l),
         })
-        await device.offer()
+        await device.next("ota/offer")
         const topic = "bulwark/" + id + "/ota/status"
         const attacker = await forger()
         // Unsigned; signed by another device's key; signed by the right key but for another
@@ -197,7 +183,7 @@ describe("publisher: statuses that do not verify", () => {
 
     it("GP-TM-41: forged confirmations alone leave the device not updated at the deadline", async () => {
         const id = "dev-silent"
-        const device = await fakeDevice(id)
+        const device = await offeredDevice(id)
         const stranger = hostSigner((await deviceCredentials(fleet.ca, "dev-stranger")).keyPem, id)
         const campaign = publishUpdate({
             broker: { host: "127.0.0.1", port: broker.port },
@@ -211,7 +197,7 @@ describe("publisher: statuses that do not verify", () => {
             sequence: 900,
             timeoutMs: 2500,
         })
-        await device.offer()
+        await device.next("ota/offer")
         const attacker = await forger()
         await attacker.publish("bulwark/" + id + "/ota/status", CONFIRMED, 1)
         await attacker.publish("bulwark/" + id + "/ota/status", stranger.envelope(CONFIRMED, { boot: 1, seq: 1 }), 1)
@@ -240,9 +226,9 @@ describe("publisher: statuses that do not verify", () => {
         expect((refused as PublishError).check).toBe("keys")
         expect((refused as PublishError).message).toContain(id)
 
-        const device = await fakeDevice(id)
+        const device = await offeredDevice(id)
         const campaign = publishUpdate({ ...base, acceptUnsignedStatus: true })
-        await device.offer()
+        await device.next("ota/offer")
         await device.session.publish("bulwark/" + id + "/ota/status",
             encodeStatus({ state: "refused", seq: 900, check: "test-done" }, "1.0.0"), 1)
         const [result] = await campaign
