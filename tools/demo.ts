@@ -52,6 +52,8 @@ interface DemoDevice {
 const CLASS = "bulwark-demo-sensor"
 const BOOT_MEASURES = ["GP-TM-01", "GP-TM-03", "GP-TM-04"]
 const LINK_MEASURES = ["GP-TM-21", "GP-TM-39", "GP-TM-40", "GP-TM-49"]
+/** Health telemetry and update statuses signed by the identity key, checked by the publisher. */
+const SIGNED_MEASURES = ["GP-TM-41"]
 const ROLE_MEASURES: Record<DemoDevice["role"], string[]> = {
     update: ["GP-TM-05", "GP-TM-06", "GP-TM-18", "GP-TM-19"],
     tampered: ["GP-TM-04", "GP-TM-05", "GP-TM-54"],
@@ -288,7 +290,8 @@ export async function runDemo(options: DemoOptions, stopSignal: Promise<void>): 
         for (const l of table(rows)) out(l)
         out("")
         out(`Every device: verified boot (${BOOT_MEASURES.join(", ")}), its own key and mutual TLS`)
-        out(`(${LINK_MEASURES.join(", ")}). Per scenario: the last column. Details: docs/enisa.md`)
+        out(`(${LINK_MEASURES.join(", ")}), statuses signed by its secure element and checked`)
+        out(`(${SIGNED_MEASURES.join(", ")}). Per scenario: the last column. Details: docs/enisa.md`)
         return rows
     } finally {
         for (const d of devices) await d.handle.stop().catch(() => undefined)
