@@ -9,7 +9,6 @@ import { Profile } from "../boot/profile"
 import { MeasuredBoot } from "../boot/stub"
 import { Board } from "../hal/board"
 import { UpdateAgent } from "../ota/agent"
-import { TOPIC_STATUS } from "../ota/agent-wire"
 import { SecurityServices } from "./admin/service"
 import { AppPublish } from "./app-routes"
 import { AuditEntry } from "./audit/record"
@@ -17,9 +16,8 @@ import { RateLimiter } from "./ratelimit"
 import { DeviceSession, SessionEvent } from "./session"
 
 export interface AppHost {
+    /** Sends on bulwark/<id>/<suffix>, signed when the topic is (src/app-telemetry.ts). */
     publish(suffix: string, payload: Buffer, reliable: boolean, wait: boolean): Promise<boolean>
-    /** A status report signed for ota/status; null when it must not be sent. */
-    signStatus(status: Buffer): Promise<Buffer | null>
     onSessionEvent(e: SessionEvent): void
     recordUpdate(event: string, detail: string): Promise<void>
     serveConsole(services: SecurityServices): Promise<void>
@@ -43,7 +41,8 @@ export function ownerProbe(app: AppHost): () => boolean {
 
 /**
  * Sends one item of personal data on data/telemetry: only while connected (no offline
- * queue, docs/privacy.md) and after a publish token; false leaves it held.
+ * queue, docs/privacy.md), after a publish token and signed (GP-TM-41); false (no token,
+ * or the element cannot sign it) leaves it held.
  */
 export function dataSender(app: AppHost, session: DeviceSession): (p: Buffer) => Promise<boolean> {
     return async function (payload: Buffer): Promise<boolean> {
@@ -54,27 +53,18 @@ export function dataSender(app: AppHost, session: DeviceSession): (p: Buffer) =>
 
 /**
  * The agent's I/O: its protocol messages wait briefly for a publish token; its status
- * reports (ota/status) go out signed by `sign` (docs/update-format.md, GP-TM-41), and one
- * it cannot sign is not sent.
+ * reports (ota/status) are signed in the app's publish path like every signed topic
+ * (docs/update-format.md, GP-TM-41), and one it cannot sign is not sent.
  */
-export function sessionIo(publish: AppPublish, sign: (status: Buffer) => Promise<Buffer | null>) {
+export function sessionIo(publish: AppPublish) {
     return {
         publish: async function (suffix: string, payload: Buffer, reliable: boolean) {
-            let out: Buffer | null = payload
-            if (suffix === TOPIC_STATUS) out = await sign(payload)
-            if (out !== null) await publish(suffix, out, reliable)
+            await publish(suffix, payload, reliable)
         },
     }
 }
 
-/** The app's signer of status reports, bound without an arrow function using `this`. */
-export function statusSigner(app: AppHost): (status: Buffer) => Promise<Buffer | null> {
-    return async function (status: Buffer): Promise<Buffer | null> {
-        return await app.signStatus(status)
-    }
-}
-
-/** The app's rate-limited publish for protocol messages (update status, audit exports). */
+/** The app's rate-limited publish for protocol messages (update status, replies, exports). */
 export function appPublisher(app: AppHost): AppPublish {
     return async function (suffix: string, payload: Buffer, reliable: boolean): Promise<void> {
         await app.publish(suffix, payload, reliable, true)
@@ -161,6 +151,6 @@ export function newAgent(
             admitOffer: admitter(limiter),
             onEvent: agentListener(app),
         },
-        sessionIo(appPublisher(app), statusSigner(app))
+        sessionIo(appPublisher(app))
     )
 }

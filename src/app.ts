@@ -6,8 +6,8 @@
  * and on a trial boot confirms the new image only when its health checks pass within
  * update.confirmTimeoutMs; otherwise it restarts, and the stub brings the previous image back.
  * It answers attestation requests (GP-TM-56) and zeroizes its keys when tampered (GP-TM-31).
- * Its telemetry and its update status reports are signed by the identity key in the secure
- * element (GP-TM-41). It takes renewed certificates over the network and tries them before
+ * Its telemetry, update status reports, owner readings and privacy replies are signed by the
+ * identity key in the secure element, in `publish` (GP-TM-41). It takes renewed certificates over the network and tries them before
  * it drops the previous one (src/app-renewal.ts; GP-TM-35).
  */
 
@@ -26,7 +26,7 @@ import { appPublisher, consoleTask, dataSender, newAgent, newSession } from "./a
 import { auditQueue, ownerProbe, sessionTask } from "./app-hooks"
 import { openPrivacy, privacyDecoder, privacyHandler, privacyTelemetry } from "./app-privacy"
 import { PURGE_PERIOD_MS } from "./app-privacy"
-import { healthBody, statusPayload, telemetryPayload } from "./app-telemetry"
+import { healthBody, topicPayload } from "./app-telemetry"
 import { auditDecoder, auditHandler, otaDecoder, otaHandler } from "./app-routes"
 import { certDecoder, certHandler, newRenewalTrial, noteRenewalEvent } from "./app-renewal"
 import { renewalContext, settleRenewal } from "./app-renewal"
@@ -143,7 +143,7 @@ export class BulwarkApp {
     private confirmed = false
     private unhealthy: string[] = []
     private lastTelemetryMs = -1
-    /** Signs telemetry with the identity key; null on a board without secure element. */
+    /** Signs what `publish` sends signed; null on a board without secure element. */
     private signer: TelemetrySigner | null = null
     private tampered = false
     private renewal: RenewalContext | null = null
@@ -232,7 +232,11 @@ export class BulwarkApp {
 
     /**
      * Sends on bulwark/<id>/<suffix> after a "publishes" token (GP-TM-46): `wait` for one
-     * briefly (protocol messages) or drop at once (telemetry). False: dropped and counted.
+     * briefly (protocol messages) or drop at once (telemetry). The one place messages are
+     * signed (GP-TM-41): on a topic of SIGNED_TOPICS (telemetry, ota/status, data/telemetry,
+     * privacy/reply) the payload goes in its envelope under that topic's label, all in one
+     * (boot, seq) order; one the element cannot sign, or over transport.maxPayload, is not
+     * sent. False: dropped (no token, or not signed).
      */
     async publish(suffix: string, payload: Buffer, reliable: boolean, wait: boolean) {
         const session = this.session
@@ -241,18 +245,11 @@ export class BulwarkApp {
             const clock = this.ctx.board.clock
             if (!(await publishToken(this.limiter, clock, wait))) return false
         }
-        await session.publish(suffix, payload, reliable)
-        return true
-    }
-
-    /**
-     * An update status report in its signed envelope (OTA_STATUS_LABEL), from the signer of
-     * telemetry and so in the same (boot, seq) order; null when the element cannot sign it
-     * (the report is then not sent; GP-TM-41).
-     */
-    async signStatus(status: Buffer): Promise<Buffer | null> {
         const maxPayload = this.ctx.profile.transport.maxPayload
-        return await statusPayload(this.signer, status, maxPayload, this.ctx.log)
+        const out = await topicPayload(this.signer, suffix, payload, maxPayload, this.ctx.log)
+        if (out === null) return false
+        await session.publish(suffix, out, reliable)
+        return true
     }
 
     /** Reports an agent event to the audit log (event "update"), if the board keeps one. */
@@ -491,9 +488,7 @@ export class BulwarkApp {
             selfTest: this.selfTest.ok,
             update: s.update,
         })
-        const maxPayload = this.ctx.profile.transport.maxPayload
-        const payload = await telemetryPayload(this.signer, body, maxPayload, this.ctx.log)
-        if (payload !== null) await this.publish("telemetry", payload, true, false)
+        await this.publish("telemetry", body, true, false)
         const privacy = this.privacy
         if (privacy === null) return
         await privacyTelemetry(privacy.manager, this.options.readings, dataSender(this, session))

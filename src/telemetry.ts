@@ -5,9 +5,11 @@
  * boot number comes once per boot from a secure-element monotonic counter. Every length is
  * checked before use; a bad envelope is a TelemetryError naming the check.
  *
- * The same envelope carries the update agent's status reports on bulwark/<id>/ota/status
- * (docs/update-format.md): only the label the signature covers differs (ENVELOPE_LABELS),
- * so a message signed for one kind never verifies as the other.
+ * The same envelope carries every other message the device sends its fleet in plain form:
+ * the update agent's status reports on bulwark/<id>/ota/status (docs/update-format.md), the
+ * owner's readings on bulwark/<id>/data/telemetry and the replies to privacy requests on
+ * bulwark/<id>/privacy/reply (docs/privacy.md). Only the label the signature covers differs
+ * (ENVELOPE_LABELS), so a message signed for one kind never verifies as another.
  */
 
 import { concatBytes, readU16, readU32, writeU16, writeU32 } from "../boot/bytes"
@@ -23,12 +25,30 @@ export const TELEMETRY_VERSION = 1
 export const TELEMETRY_LABEL = "bulwark-telemetry-v1"
 /** The label of an update status report in the same envelope (bulwark/<id>/ota/status). */
 export const OTA_STATUS_LABEL = "bulwark-ota-status-v1"
+/** The label of one item of the owner's readings (bulwark/<id>/data/telemetry). */
+export const DATA_TELEMETRY_LABEL = "bulwark-data-telemetry-v1"
+/** The label of a reply to a privacy request (bulwark/<id>/privacy/reply). */
+export const PRIVACY_REPLY_LABEL = "bulwark-privacy-reply-v1"
 /** Every label an envelope is signed under; none is a prefix of another. */
-export const ENVELOPE_LABELS = [TELEMETRY_LABEL, OTA_STATUS_LABEL]
+export const ENVELOPE_LABELS = [
+    TELEMETRY_LABEL,
+    OTA_STATUS_LABEL,
+    DATA_TELEMETRY_LABEL,
+    PRIVACY_REPLY_LABEL,
+]
 export const TELEMETRY_PUBLIC_KEY_LENGTH = 65
 export const TELEMETRY_SIGNATURE_LENGTH = 64
-/** The largest body an envelope carries; the health body is about 100 bytes. */
+/**
+ * The largest body of a health telemetry or status envelope; the health body is about 100
+ * bytes. Any longer body of those kinds is refused as "format".
+ */
 export const TELEMETRY_MAX_BODY = 2048
+/**
+ * The largest body of a data-telemetry or privacy-reply envelope: all the 16-bit length
+ * allows, as a privacy export holds every item the device holds (transport.maxPayload is
+ * usually the tighter bound).
+ */
+export const ENVELOPE_MAX_BODY = 65535
 const MAX_DEVICE_ID = 64
 const MAX_U32 = 0xffffffff
 /** Magic, version, id length, boot, sequence, time, body length: the fixed bytes. */
@@ -73,8 +93,11 @@ function u32Of(value: number): Buffer {
     return b
 }
 
-/** The part the signature covers (docs/telemetry.md, "Envelope"). */
-export function encodeTelemetryBody(m: TelemetryMessage): Buffer {
+/**
+ * The part the signature covers (docs/telemetry.md, "Envelope"); the body is bounded by
+ * the kind's maxBodyOf (`label`, telemetry when absent).
+ */
+export function encodeTelemetryBody(m: TelemetryMessage, label?: string): Buffer {
     // A safe name (a-z, 0-9, '-', '.'; 1..64) is ASCII, so its length in bytes is the same.
     if (!isSafeName(m.deviceId)) throw fail("format", "device id")
     const id = Buffer.from(m.deviceId)
@@ -82,7 +105,7 @@ export function encodeTelemetryBody(m: TelemetryMessage): Buffer {
     if (!isCount(m.seq)) throw fail("format", "sequence")
     if (m.time < 0 || m.time > MAX_U32 || Math.floor(m.time) !== m.time)
         throw fail("format", "time")
-    if (m.body.length > TELEMETRY_MAX_BODY) throw fail("format", "body length")
+    if (m.body.length > maxBodyOf(label)) throw fail("format", "body length")
 
     const head = Buffer.alloc(6)
     const magic = Buffer.from(TELEMETRY_MAGIC)
@@ -100,6 +123,13 @@ function labelOf(label: string | undefined): string {
     return label
 }
 
+/** The longest body an envelope of `label`'s kind carries (telemetry when absent). */
+export function maxBodyOf(label?: string): number {
+    const kind = labelOf(label)
+    if (kind === TELEMETRY_LABEL || kind === OTA_STATUS_LABEL) return TELEMETRY_MAX_BODY
+    return ENVELOPE_MAX_BODY
+}
+
 /**
  * The message the signature covers: the label of the kind (telemetry when absent; one of
  * ENVELOPE_LABELS), then every byte before the signature.
@@ -109,14 +139,16 @@ export function telemetryMessage(signed: Buffer, label?: string): Buffer {
 }
 
 /**
- * Parses an envelope; its length must be exact. Returns the fields, the signed part and
- * the signature; checks no signature (verifyTelemetry does). Throws TelemetryError "format".
+ * Parses an envelope; its length must be exact and its body within maxBodyOf(`label`)
+ * (telemetry when absent). Returns the fields, the signed part and the signature; checks
+ * no signature (verifyTelemetry does). Throws TelemetryError "format".
  */
-export function decodeTelemetry(bytes: Buffer): {
+export function decodeTelemetry(bytes: Buffer, label?: string): {
     message: TelemetryMessage
     signed: Buffer
     signature: Buffer
 } {
+    const maxBody = maxBodyOf(label)
     if (bytes.length < FIXED_LENGTH + 1 + TELEMETRY_SIGNATURE_LENGTH)
         throw fail("format", "length")
     if (bytes.slice(0, 4).toString("hex") !== Buffer.from(TELEMETRY_MAGIC).toString("hex"))
@@ -137,7 +169,7 @@ export function decodeTelemetry(bytes: Buffer): {
     const bodyLength = readU16(bytes, at + 12)
     if (!isCount(boot)) throw fail("format", "boot number")
     if (!isCount(seq)) throw fail("format", "sequence")
-    if (bodyLength > TELEMETRY_MAX_BODY) throw fail("format", "body length")
+    if (bodyLength > maxBody) throw fail("format", "body length")
     const end = bodyStart + bodyLength
     if (bytes.length !== end + TELEMETRY_SIGNATURE_LENGTH) throw fail("format", "length")
 
@@ -155,8 +187,8 @@ export function decodeTelemetry(bytes: Buffer): {
 }
 
 /**
- * Signs device telemetry and status reports with the identity key (device side), one
- * (boot, seq) order for both kinds. The boot number is taken
+ * Signs every kind of envelope with the identity key (device side), one (boot, seq) order
+ * for all kinds. The boot number is taken
  * from the secure element's telemetry counter at the first message of a boot, not at each
  * one (the counter lives in the element's own non-volatile memory, which wears); should
  * the sequence ever run out, the next message takes a new boot number. Signings run one at
@@ -182,12 +214,12 @@ export class TelemetrySigner {
     /**
      * The signed envelope of `body` under `label` (telemetry when absent). TelemetryError
      * "counter" when the element gives no boot number, "identity" when its identity key
-     * cannot sign, "format" for a body over TELEMETRY_MAX_BODY or an unknown label. A power
+     * cannot sign, "format" for a body over the kind's maxBodyOf or an unknown label. A power
      * cut propagates.
      */
     async sign(body: Buffer, label?: string): Promise<Buffer> {
         const kind = labelOf(label)
-        if (body.length > TELEMETRY_MAX_BODY) throw fail("format", "body length")
+        if (body.length > maxBodyOf(kind)) throw fail("format", "body length")
         while (this.busy) await this.clock.sleep(1)
         this.busy = true
         try {
@@ -214,7 +246,7 @@ export class TelemetrySigner {
         if (now !== null && now > 0 && now <= MAX_U32) time = Math.floor(now)
         const signed = encodeTelemetryBody({
             deviceId: this.deviceId, boot: this.boot, seq: this.seq, time: time, body: body,
-        })
+        }, label)
         const digest = this.crypto.sha256([telemetryMessage(signed, label)])
         let signature: Buffer
         try {
@@ -270,8 +302,8 @@ export function checkTelemetryOrder(
 
 /**
  * Verifies an envelope offline (backend side): parses it ("format"), checks the signature
- * by the device key under the expected label ("signature"; a status report does not pass
- * as telemetry, nor the reverse), the device id when one is expected ("device"), and that
+ * by the device key under the expected label ("signature"; an envelope of one kind, e.g. a
+ * status report, does not pass as another, e.g. telemetry), the device id when one is expected ("device"), and that
  * (boot, seq) is strictly after `expect.after` ("replayed" when equal, "order" when older).
  * Throws TelemetryError naming the first failed check; returns the message when genuine.
  */
@@ -284,7 +316,7 @@ export async function verifyTelemetry(
     if (devicePub.length !== TELEMETRY_PUBLIC_KEY_LENGTH || devicePub[0] !== 4)
         throw fail("format", "device public key")
     const label = labelOf(expect.label)
-    const parsed = decodeTelemetry(bytes)
+    const parsed = decodeTelemetry(bytes, label)
     const m = parsed.message
     if (!(await check(devicePub, telemetryMessage(parsed.signed, label), parsed.signature)))
         throw fail("signature", "not signed by this device key")

@@ -1,16 +1,35 @@
 /**
  * Host side of signed telemetry (docs/telemetry.md; GP-TM-41): verifies an envelope a device
- * published on bulwark/<id>/telemetry offline, with the portable verifier (src/telemetry.ts)
- * and the device public key, and turns the message into JSON-friendly fields.
+ * published offline, with the portable verifier (src/telemetry.ts) and the device public
+ * key, as one kind (ENVELOPE_KINDS: health telemetry, update status, the owner's readings,
+ * a privacy reply), and turns the message into JSON-friendly fields.
  */
 
 import { cryptoSignatureCheck } from "../src/audit/verify"
 import { TelemetryExpectation, TelemetryMessage, verifyTelemetry } from "../src/telemetry"
+import { DATA_TELEMETRY_LABEL, OTA_STATUS_LABEL, PRIVACY_REPLY_LABEL } from "../src/telemetry"
+import { TELEMETRY_LABEL } from "../src/telemetry"
 import { SimCrypto } from "../sim/crypto"
 import { UsageError } from "./args"
 
 const crypto = new SimCrypto()
 const MAX_U32 = 0xffffffff
+
+/** The kinds of envelope by their name on the command line, each with its label and topic. */
+export const ENVELOPE_KINDS: Record<string, { label: string; topic: string }> = {
+    telemetry: { label: TELEMETRY_LABEL, topic: "telemetry" },
+    "ota-status": { label: OTA_STATUS_LABEL, topic: "ota/status" },
+    "data-telemetry": { label: DATA_TELEMETRY_LABEL, topic: "data/telemetry" },
+    "privacy-reply": { label: PRIVACY_REPLY_LABEL, topic: "privacy/reply" },
+}
+
+/** The label of a kind named on the command line; UsageError for any other name. */
+export function kindLabel(kind: string): string {
+    const k = Object.hasOwn(ENVELOPE_KINDS, kind) ? ENVELOPE_KINDS[kind] : undefined
+    if (k === undefined)
+        throw new UsageError(`--kind must be one of ${Object.keys(ENVELOPE_KINDS).join(", ")}`)
+    return k.label
+}
 
 /** Verifies envelope bytes; throws TelemetryError naming the first failed check. */
 export async function verifyTelemetryBytes(

@@ -10,11 +10,14 @@ import { join } from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
+import { SE_SLOT_IDENTITY } from "../../hal/secure-element"
 import { AuditRecord } from "../../src/audit/record"
+import { DATA_TELEMETRY_LABEL, PRIVACY_REPLY_LABEL } from "../../src/telemetry"
 import { PARTITION_PREFS, encodePrefsRecord } from "../../src/prefs"
 import { SimBoard } from "../../sim/board"
 import { testProfileJson } from "../../sim/testing"
 import { createCa } from "../../tools/ca"
+import { verifyTelemetryBytes } from "../../tools/telemetry"
 import { operatorPublic, requestBody, signedEnvelope, strangerSecret } from "../privacy/helpers"
 import { removeTempDirs, tempDir } from "../transport/fixtures"
 import { advance, auditRecords, measuredBoot, powerOff, powerOn } from "./harness"
@@ -155,10 +158,17 @@ describe("personal data in the running app", () => {
             })
         )
     const data = (r: RunningApp) => r.mqtt().delivered.filter((d) => d.topic.endsWith("/data/telemetry"))
-    const replies = (r: RunningApp) =>
-        r.mqtt().delivered
-            .filter((d) => d.topic.endsWith("/privacy/reply"))
-            .map((d) => JSON.parse(d.payload.toString()))
+    /** The JSON bodies of the envelopes on `suffix`, each verified as `label` (GP-TM-41). */
+    const bodies = async (r: RunningApp, suffix: string, label: string) => {
+        const key = await r.board.secureElement.publicKey(SE_SLOT_IDENTITY)
+        const out: any[] = []
+        for (const d of r.mqtt().delivered.filter((x) => x.topic.endsWith(suffix))) {
+            const m = await verifyTelemetryBytes(key, d.payload, { deviceId: r.id, after: null, label })
+            out.push(JSON.parse(m.body.toString()))
+        }
+        return out
+    }
+    const replies = (r: RunningApp) => bodies(r, "/privacy/reply", PRIVACY_REPLY_LABEL)
 
     it("GP-TM-10: owner readings are neither collected nor sent before consent, and stop at withdrawal", async () => {
         const r = await runApp({}, { security, readings })
@@ -176,11 +186,11 @@ describe("personal data in the running app", () => {
         expect(before).toBe(0)
         expect(granted).toBeGreaterThan(0)
         expect(data(r).length).toBe(withdrawn)
-        expect(replies(r).map((x) => [x.right, x.ok])).toEqual([
+        expect((await replies(r)).map((x) => [x.right, x.ok])).toEqual([
             ["consent", true],
             ["consent", true],
         ])
-        const item = JSON.parse(data(r)[0].payload.toString())
+        const item = (await bodies(r, "/data/telemetry", DATA_TELEMETRY_LABEL))[0]
         expect(item.d).toEqual({ temperature: 21.5, humidity: 40 })
         const all = await records(r)
         expect(all.filter((x) => x.event === "privacy-consent")).toHaveLength(2)
@@ -237,7 +247,7 @@ describe("personal data in the running app", () => {
         r.mqtt().inject(`bulwark/${r.id}/privacy/request`, signedEnvelope(body, strangerSecret))
         await advance(r, 1000)
 
-        expect(replies(r)).toMatchObject([{ ok: false, error: "refused" }])
+        expect(await replies(r)).toMatchObject([{ ok: false, error: "refused" }])
         expect(data(r)).toHaveLength(0)
         const all = await records(r)
         expect(all.find((x) => x.event === "privacy-request")).toMatchObject({ outcome: "refused" })

@@ -272,7 +272,7 @@ describe("bulwark telemetry verify", () => {
 
         expect(res.code).toBe(0)
         expect(res.json).toEqual({
-            ok: true, genuine: true, deviceId: DEVICE, boot, seq: 1, time: WALL,
+            ok: true, genuine: true, kind: "telemetry", deviceId: DEVICE, boot, seq: 1, time: WALL,
             body: JSON.parse(BODY.toString()),
         })
         const text = await runCli(["telemetry", "verify", genuineFile, "--device-pub", pemFile])
