@@ -13,6 +13,7 @@ import { Crypto } from "../hal/crypto"
 import { CheckError, SecureElementError } from "../hal/errors"
 import { Otp, OTP_KEY_SLOT_COUNT } from "../hal/otp"
 import { SE_SLOT_IDENTITY, SecureElement } from "../hal/secure-element"
+import { checkOperatorRequest } from "./operator-request"
 import { SelfTestResult } from "./selftest"
 
 export const REQUEST_MAGIC = "BWAQ"
@@ -30,7 +31,6 @@ const MAX_DEVICE_ID = 64
 const MAX_VERSION = 32
 const MAX_FAILED = 255
 const MAX_KEY_SLOTS = 8
-const RECENT_NONCES = 16
 
 /** Key-slot states in a report. */
 export const KEY_SLOT_BLANK = 0
@@ -189,22 +189,15 @@ export interface AttestContext {
  * expired when the time is known, nonce not seen since boot. Throws AttestError.
  */
 export async function authorizeRequest(ctx: AttestContext, request: AttestRequest) {
-    if (request.deviceId !== ctx.deviceId) throw fail("device", "not this device")
-    const key = request.operatorKey.toString("hex")
-    let listed = false
-    for (let i = 0; i < ctx.operatorKeys.length; i++)
-        if (ctx.operatorKeys[i].toString("hex") === key) listed = true
-    if (!listed) throw fail("operator", "operator key not authorised")
-    const digest = ctx.crypto.sha256([requestMessage(request.signedPart)])
-    const ok = await ctx.secureElement.verifyDigest(request.operatorKey, digest, request.signature)
-    if (!ok) throw fail("signature", "request signature")
-    const now = ctx.clock.wallTime()
-    if (request.expires !== 0 && now !== null && now > request.expires)
-        throw fail("expired", "request expired")
-    const nonce = request.nonce.toString("hex")
-    if (ctx.recentNonces.indexOf(nonce) >= 0) throw fail("replayed", "nonce seen")
-    ctx.recentNonces.push(nonce)
-    while (ctx.recentNonces.length > RECENT_NONCES) ctx.recentNonces.shift()
+    const refused = await checkOperatorRequest(ctx, {
+        deviceId: request.deviceId,
+        operatorKey: request.operatorKey,
+        digest: ctx.crypto.sha256([requestMessage(request.signedPart)]),
+        signature: request.signature,
+        expires: request.expires,
+        nonce: request.nonce,
+    })
+    if (refused !== null) throw fail(refused.check, refused.message)
 }
 
 /** The signed part of a report (docs/attestation.md, "Report"). */

@@ -17,6 +17,7 @@ import { CheckError } from "../hal/errors"
 import { FlashPartition } from "../hal/flash"
 import { SE_SLOT_IDENTITY, SecureElement } from "../hal/secure-element"
 import { DeviceIdentity, IdentityError, readIdentity, writeIdentity } from "./identity"
+import { checkOperatorRequest } from "./operator-request"
 import {
     CertificateError,
     CertificateFields,
@@ -40,7 +41,6 @@ export const SIGNATURE_LENGTH = 64
 /** A device certificate is ~500 bytes; three PEMs must fit one identity copy (4 KiB). */
 export const MAX_RENEWAL_CERTIFICATE = 1024
 const MAX_DEVICE_ID = 64
-const RECENT_NONCES = 16
 /** Fixed bytes: magic, version, kind, id length, nonce, expiry, operator key, cert length. */
 const FIXED_LENGTH = 4 + 1 + 1 + 1 + NONCE_LENGTH + 4 + PUBLIC_KEY_LENGTH + 2
 
@@ -182,26 +182,15 @@ export interface RenewalContext {
  * expired when the device knows the time, nonce not seen since boot. Throws RenewalError.
  */
 export async function authorizeRenewal(ctx: RenewalContext, m: RenewalMessage): Promise<void> {
-    if (m.deviceId !== ctx.deviceId) throw fail("device", "not this device")
-    const key = m.operatorKey.toString("hex")
-    let listed = false
-    for (let i = 0; i < ctx.operatorKeys.length; i++)
-        if (ctx.operatorKeys[i].toString("hex") === key) listed = true
-    if (!listed) throw fail("operator", "operator key not authorised")
-    const digest = ctx.crypto.sha256([renewalSignedMessage(m.signedPart)])
-    let ok = false
-    try {
-        ok = await ctx.secureElement.verifyDigest(m.operatorKey, digest, m.signature)
-    } catch (e) {
-        ok = false
-    }
-    if (!ok) throw fail("signature", "message signature")
-    const now = ctx.clock.wallTime()
-    if (m.expires !== 0 && now !== null && now > m.expires) throw fail("expired", "expired")
-    const nonce = m.nonce.toString("hex")
-    if (ctx.recentNonces.indexOf(nonce) >= 0) throw fail("replayed", "nonce seen")
-    ctx.recentNonces.push(nonce)
-    while (ctx.recentNonces.length > RECENT_NONCES) ctx.recentNonces.shift()
+    const refused = await checkOperatorRequest(ctx, {
+        deviceId: m.deviceId,
+        operatorKey: m.operatorKey,
+        digest: ctx.crypto.sha256([renewalSignedMessage(m.signedPart)]),
+        signature: m.signature,
+        expires: m.expires,
+        nonce: m.nonce,
+    })
+    if (refused !== null) throw fail(refused.check, refused.message)
 }
 
 function parsed(der: Buffer, check: string): CertificateFields {

@@ -11,6 +11,7 @@ import { Crypto } from "../../hal/crypto"
 import { CheckError, SecureElementError } from "../../hal/errors"
 import { SE_SLOT_IDENTITY, SecureElement } from "../../hal/secure-element"
 import { EVENTS, EXPORT_LABEL, EXPORT_REQUEST_LABEL, signedDigest } from "./chain"
+import { checkOperatorRequest } from "../operator-request"
 import { AuditLog } from "./log"
 import { HASH_LENGTH, SIGNATURE_LENGTH, uintText } from "./record"
 
@@ -131,22 +132,15 @@ export async function authorizeRequest(
     ctx: ExportContext,
     request: ExportRequest
 ): Promise<void> {
-    if (request.deviceId !== ctx.deviceId) throw new ExportError("device", "not this device")
-    let listed = false
-    for (let i = 0; i < ctx.operatorKeys.length; i++)
-        if (ctx.operatorKeys[i].toString("hex") === request.operatorKey.toString("hex"))
-            listed = true
-    if (!listed) throw new ExportError("operator", "operator key not authorised")
-    const digest = signedDigest(ctx.crypto, requestMessage(request.signedPart))
-    const ok = await ctx.secureElement.verifyDigest(request.operatorKey, digest, request.signature)
-    if (!ok) throw new ExportError("signature", "request signature")
-    const now = ctx.clock.wallTime()
-    if (request.expires !== 0 && now !== null && now > request.expires)
-        throw new ExportError("expired", "request expired")
-    const nonce = request.nonce.toString("hex")
-    if (ctx.recentNonces.indexOf(nonce) >= 0) throw new ExportError("replayed", "nonce seen")
-    ctx.recentNonces.push(nonce)
-    while (ctx.recentNonces.length > 16) ctx.recentNonces.shift()
+    const refused = await checkOperatorRequest(ctx, {
+        deviceId: request.deviceId,
+        operatorKey: request.operatorKey,
+        digest: signedDigest(ctx.crypto, requestMessage(request.signedPart)),
+        signature: request.signature,
+        expires: request.expires,
+        nonce: request.nonce,
+    })
+    if (refused !== null) throw new ExportError(refused.check, refused.message)
 }
 
 /** Receives the export in pieces: the header first, then one piece per record. */
