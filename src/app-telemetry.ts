@@ -24,11 +24,16 @@ export const SIGNED_TOPICS: { suffix: string; label: string; what: string }[] = 
     { suffix: "privacy/reply", label: PRIVACY_REPLY_LABEL, what: "privacy reply" },
 ]
 
+function signedTopic(suffix: string): { suffix: string; label: string; what: string } | null {
+    for (let i = 0; i < SIGNED_TOPICS.length; i++)
+        if (SIGNED_TOPICS[i].suffix === suffix) return SIGNED_TOPICS[i]
+    return null
+}
+
 /** The label messages on bulwark/<id>/<suffix> are signed under; null: sent as they are. */
 export function topicLabel(suffix: string): string | null {
-    for (let i = 0; i < SIGNED_TOPICS.length; i++)
-        if (SIGNED_TOPICS[i].suffix === suffix) return SIGNED_TOPICS[i].label
-    return null
+    const topic = signedTopic(suffix)
+    return topic === null ? null : topic.label
 }
 
 /**
@@ -43,12 +48,9 @@ export async function topicPayload(
     maxPayload: number,
     log?: (line: string) => void
 ): Promise<Buffer | null> {
-    for (let i = 0; i < SIGNED_TOPICS.length; i++) {
-        const t = SIGNED_TOPICS[i]
-        if (t.suffix === suffix)
-            return await signedPayload(signer, t.label, t.what, payload, maxPayload, log)
-    }
-    return payload
+    const topic = signedTopic(suffix)
+    if (topic === null) return payload
+    return await signedPayload(signer, topic.label, topic.what, payload, maxPayload, log)
 }
 
 /** What the health body says; the app fills it from its state at each telemetry period. */
@@ -77,35 +79,11 @@ export function healthBody(report: HealthReport): Buffer {
 }
 
 /**
- * The health body in an envelope signed by the identity key, or the body alone when the
- * board has no secure element to sign with (`signer` null; docs/limits.md). Null when the
- * element cannot sign or the envelope exceeds `maxPayload`: such a message is not sent, and
- * `log` (diagnostics, quiet when absent) says why.
+ * `body` in an envelope signed by the identity key under `label`, or the body alone when
+ * the board has no secure element to sign with (`signer` null; docs/limits.md). Null when
+ * the element cannot sign or the envelope exceeds `maxPayload`: such a message is not sent,
+ * and `log` (diagnostics, quiet when absent) says why.
  */
-export async function telemetryPayload(
-    signer: TelemetrySigner | null,
-    body: Buffer,
-    maxPayload: number,
-    log?: (line: string) => void
-): Promise<Buffer | null> {
-    return await signedPayload(signer, TELEMETRY_LABEL, "telemetry", body, maxPayload, log)
-}
-
-/**
- * An update status report (the agent's JSON) in an envelope signed under OTA_STATUS_LABEL,
- * with the same signer and so the same (boot, seq) order as telemetry. Null, and not sent,
- * when the element cannot sign or the envelope exceeds `maxPayload`; the JSON alone only
- * on a board without a secure element (`signer` null).
- */
-export async function statusPayload(
-    signer: TelemetrySigner | null,
-    status: Buffer,
-    maxPayload: number,
-    log?: (line: string) => void
-): Promise<Buffer | null> {
-    return await signedPayload(signer, OTA_STATUS_LABEL, "status report", status, maxPayload, log)
-}
-
 async function signedPayload(
     signer: TelemetrySigner | null,
     label: string,

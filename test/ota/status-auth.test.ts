@@ -16,7 +16,7 @@ import { DeviceProgress, OperatorCredentials, publishUpdate, PublishError } from
 import { readStatus, StatusAuthError } from "../../ota/host/status-auth"
 import { RunningBroker } from "../../sim/broker"
 import { cleanupTestBoards, makeTestBoard } from "../../sim/testing"
-import { healthBody, statusPayload, telemetryPayload } from "../../src/app-telemetry"
+import { healthBody, topicPayload } from "../../src/app-telemetry"
 import { decodeTelemetry, TELEMETRY_LABEL, TelemetryError, TelemetrySigner } from "../../src/telemetry"
 import { verifyTelemetryBytes } from "../../tools/telemetry"
 import { keyA, makeImage } from "./helpers"
@@ -53,10 +53,10 @@ describe("status envelopes on the device", () => {
         const health = healthBody({
             version: "1.0.0", slot: "a", trial: false, uptimeMs: 5, selfTest: true, update: "idle",
         })
-        const telemetry = (await telemetryPayload(signer, health, 16384))!
+        const telemetry = (await topicPayload(signer, "telemetry", health, 16384))!
         // Even a telemetry envelope whose body is a status report's JSON is not a status.
-        const statusAsTelemetry = (await telemetryPayload(signer, CONFIRMED, 16384))!
-        const status = (await statusPayload(signer, CONFIRMED, 16384))!
+        const statusAsTelemetry = (await topicPayload(signer, "telemetry", CONFIRMED, 16384))!
+        const status = (await topicPayload(signer, "ota/status", CONFIRMED, 16384))!
         const source = { deviceId: "dev-se", publicKey, after: null }
 
         expect(await rejection(readStatus(telemetry, source))).toBe("signature")
@@ -77,7 +77,7 @@ describe("status envelopes on the device", () => {
         const board = await makeTestBoard()
         const signer = new TelemetrySigner(board.secureElement, board.crypto, board.clock, "dev-nokey")
         const lines: string[] = []
-        expect(await statusPayload(signer, CONFIRMED, 16384, (l) => lines.push(l))).toBeNull()
+        expect(await topicPayload(signer, "ota/status", CONFIRMED, 16384, (l) => lines.push(l))).toBeNull()
         expect(lines).toEqual(["status report not signed (identity): not sent"])
         board.close()
     })
